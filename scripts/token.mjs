@@ -1,0 +1,43 @@
+// Mint a dev Clerk-shaped session token, signed with the key scripts/setup-dev.mjs made.
+//   npm run token -- --org org_x --role admin [--user user_1] [--v1] [--ttl 3600]
+import { createPrivateKey, createSign } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: {
+    org: { type: "string", default: "org_dev" },
+    role: { type: "string", default: "admin" },
+    user: { type: "string", default: "user_dev" },
+    ttl: { type: "string", default: "3600" },
+    v1: { type: "boolean", default: false },
+    key: { type: "string", default: ".keygate/clerk-dev-private.pem" },
+  },
+});
+
+if (!existsSync(values.key)) {
+  console.error(
+    `No private key at ${values.key}: run \`npm run setup\` (with no .dev.vars) first.`,
+  );
+  process.exit(1);
+}
+
+const b64url = (value) => Buffer.from(value).toString("base64url");
+const now = Math.floor(Date.now() / 1000);
+const role = values.role.replace(/^org:/, "");
+const claims = {
+  sub: values.user,
+  sid: `sess_dev_${now}`,
+  iat: now,
+  nbf: now - 5,
+  exp: now + Number(values.ttl),
+  iss: "https://clerk.keygate.local",
+  ...(values.v1
+    ? { v: 1, org_id: values.org, org_role: `org:${role}` }
+    : { v: 2, o: { id: values.org, rol: role, slg: values.org } }),
+};
+const head = `${b64url(JSON.stringify({ alg: "RS256", typ: "JWT", kid: "ins_dev" }))}.${b64url(JSON.stringify(claims))}`;
+const signature = createSign("RSA-SHA256")
+  .update(head)
+  .sign(createPrivateKey(readFileSync(values.key)), "base64url");
+process.stdout.write(`${head}.${signature}\n`);

@@ -1,0 +1,198 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { createCore } from "./core/context";
+import { Problem, type ProblemKind } from "./core/errors";
+import { registerApiKeys } from "./routes/api-keys";
+import { registerAudit } from "./routes/audit";
+import { registerMeta } from "./routes/meta";
+import { registerOrgApiKeys } from "./routes/org-api-keys";
+import { registerProjectKeys } from "./routes/project-keys";
+import { registerProjects } from "./routes/projects";
+import { type AppEnv, createRouter } from "./routes/shared";
+import { registerVerify } from "./routes/verify";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
+
+/** problem+json for every error; `error` repeats `detail` for `{ "error": "…" }` clients. */
+export function renderProblem(c: Context, problem: Problem): Response {
+  const body: Record<string, unknown> = {
+    type: `https://keygate.dev/problems/${problem.kind}`,
+    title: problem.title,
+    status: problem.status,
+    detail: problem.message,
+    instance: new URL(c.req.url).pathname,
+    error: problem.message,
+    errors: problem.errors,
+  };
+  // Seed 002's surface labels its bodies with a JSON Schema reference.
+  if (c.req.path.startsWith("/api/v1/")) body.$schema = "/api/v1/schemas/ErrorModel.json";
+  return new Response(JSON.stringify(body), {
+    status: problem.status,
+    headers: { "content-type": "application/problem+json", ...problem.headers },
+  });
+}
+
+const HTTP_KINDS: Record<number, ProblemKind> = {
+  400: "validation",
+  401: "unauthorized",
+  404: "not-found",
+  405: "method-not-allowed",
+  413: "payload-too-large",
+  415: "unsupported-media-type",
+};
+
+/** Storage faults (D1/KV unreachable, overloaded) are a 503, never a 500 and never a success. */
+const isStorageFault = (error: unknown) =>
+  /D1_|SQLITE_BUSY|storage|KV |network connection lost|Failed query/i.test(
+    `${error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : String(error)}`,
+  );
+
+function toProblem(error: unknown): Problem {
+  if (error instanceof Problem) return error;
+  if (error instanceof HTTPException) {
+    const kind = HTTP_KINDS[error.status] ?? "internal";
+    return new Problem(kind, error.message || "Request rejected.");
+  }
+  if (isStorageFault(error)) {
+    return new Problem("unavailable", "Storage is unavailable; try again shortly.", {
+      headers: { "Retry-After": "1" },
+    });
+  }
+  return new Problem("internal", "An unexpected error occurred.");
+}
+
+/**
+ * Bodies: at most 64 KiB (413), JSON only (415), well-formed (400). An empty body reads as
+ * `{}` so that routes whose fields are all optional accept a bare POST.
+ */
+const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.method === "GET" || c.req.method === "HEAD" || c.req.method === "OPTIONS") {
+    return next();
+  }
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) {
+    throw new Problem(
+      "payload-too-large",
+      `Request bodies are limited to ${MAX_BODY_BYTES} bytes.`,
+    );
+  }
+  const bytes = await readLimited(c.req.raw, MAX_BODY_BYTES);
+  const text = new TextDecoder().decode(bytes);
+  if (text.trim() === "") {
+    cacheBody(c, "{}");
+    return next();
+  }
+  const mediaType = (c.req.header("content-type") ?? "").split(";")[0]?.trim() ?? "";
+  if (!JSON_MEDIA.test(mediaType)) {
+    throw new Problem(
+      "unsupported-media-type",
+      `Request bodies must be application/json, not "${mediaType || "(none)"}".`,
+    );
+  }
+  try {
+    JSON.parse(text);
+  } catch {
+    throw new Problem("validation", "The request body is not valid JSON.", {
+      errors: [{ location: "body", message: "is not valid JSON", value: null }],
+    });
+  }
+  cacheBody(c, text);
+  return next();
+};
+
+/** Later readers (the route's validator) get the checked text without reading the stream. */
+const cacheBody = (c: Context, text: string) => {
+  (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
+};
+
+async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new Problem("payload-too-large", `Request bodies are limited to ${limit} bytes.`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+export function createApp() {
+  const app = createRouter();
+
+  app.use(async (c, next) => {
+    c.set("core", createCore(c.env, c.executionCtx));
+    await next();
+  });
+  app.use(bodyGuard);
+
+  registerMeta(app);
+  registerVerify(app);
+  registerProjects(app);
+  registerApiKeys(app);
+  registerOrgApiKeys(app);
+  registerProjectKeys(app);
+  registerAudit(app);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "A Keygate API key (`capy_live_…`) or a Clerk session JWT (`eyJ…`) with an active organization.",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Keygate API",
+      version: "1.0.0",
+      description:
+        "Issue, list, revoke, rotate and verify API keys for organizations and projects.",
+    },
+    security: [{ bearerAuth: [] }],
+  });
+
+  // Unknown path → 404; known path, other method → 405 with Allow.
+  app.notFound((c) => {
+    const allowed = allowedMethods(app.routes, c.req.path);
+    if (allowed.length > 0) {
+      const problem = new Problem(
+        "method-not-allowed",
+        `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}.`,
+        { headers: { Allow: allowed.join(", ") } },
+      );
+      return renderProblem(c, problem);
+    }
+    return renderProblem(c, new Problem("not-found", `No route matches ${c.req.path}.`));
+  });
+
+  app.onError((error, c) => {
+    const problem = toProblem(error);
+    if (problem.status >= 500) console.error("request failed", c.req.method, c.req.path, error);
+    return renderProblem(c, problem);
+  });
+
+  return app;
+}
+
+function allowedMethods(routes: { path: string; method: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of routes) {
+    if (route.method === "ALL" || route.path === "/*" || route.path === "*") continue;
+    const pattern = new RegExp(`^${route.path.replace(/:[^/]+/g, "[^/]+")}/?$`);
+    if (pattern.test(path)) methods.add(route.method);
+  }
+  return [...methods].sort();
+}

@@ -1,0 +1,74 @@
+import { verifyToken } from "@clerk/backend";
+import type { Core } from "./context";
+import { forbidden, unauthorized } from "./errors";
+import { looksLikeKey } from "./key-material";
+import type { Principal } from "./principal";
+import { verifyKey } from "./verify";
+
+/** Clerk session claims Keygate reads: v2 carries `o`, v1 `org_id` / `org_role`. */
+interface SessionClaims {
+  sub?: string;
+  o?: { id?: string; rol?: string };
+  org_id?: string;
+  org_role?: string;
+}
+
+/**
+ * Who holds this bearer token: a Keygate API key (verified by the same pipeline as any key)
+ * or a Clerk session JWT (verified networkless against CLERK_JWT_KEY).
+ */
+export async function authenticate(
+  core: Core,
+  authorization: string | undefined,
+): Promise<Principal> {
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization ?? "");
+  if (!match)
+    throw unauthorized(
+      "Send an API key or a Clerk session token as `Authorization: Bearer <token>`.",
+    );
+  const token = match[1] as string;
+  return looksLikeKey(token) ? authenticateKey(core, token) : authenticateSession(core, token);
+}
+
+async function authenticateKey(core: Core, token: string): Promise<Principal> {
+  const { result, record } = await verifyKey(core, token);
+  if (!result.valid || !record) {
+    throw unauthorized(`The API key is not valid (${result.code}).`);
+  }
+  return {
+    type: "api_key",
+    organizationId: record.organizationId,
+    keyId: record.id,
+    projectId: record.projectId,
+    scopes: record.scopes,
+  };
+}
+
+const pem = (value: string) => value.replace(/\\n/g, "\n").trim();
+
+async function authenticateSession(core: Core, token: string): Promise<Principal> {
+  const { CLERK_JWT_KEY, CLERK_SECRET_KEY, CLERK_AUTHORIZED_PARTIES } = core.env;
+  let claims: SessionClaims;
+  try {
+    claims = (await verifyToken(token, {
+      ...(CLERK_JWT_KEY ? { jwtKey: pem(CLERK_JWT_KEY) } : { secretKey: CLERK_SECRET_KEY }),
+      ...(CLERK_AUTHORIZED_PARTIES
+        ? { authorizedParties: CLERK_AUTHORIZED_PARTIES.split(",").map((p) => p.trim()) }
+        : {}),
+    })) as SessionClaims;
+  } catch {
+    throw unauthorized("The session token is invalid or expired.");
+  }
+  if (!claims.sub) throw unauthorized("The session token has no subject.");
+  const organizationId = claims.o?.id ?? claims.org_id;
+  if (!organizationId) {
+    throw forbidden("The session has no active organization; select one and try again.");
+  }
+  const role = claims.o?.rol ?? claims.org_role;
+  return {
+    type: "user",
+    organizationId,
+    userId: claims.sub,
+    isAdmin: role === "admin" || role === "org:admin",
+  };
+}

@@ -1,0 +1,75 @@
+/** One field-level problem, as in RFC 9457 extension `errors[]` (Huma's ErrorDetail shape). */
+export interface FieldError {
+  location: string;
+  message: string;
+  value: unknown;
+}
+
+export type ProblemKind =
+  | "validation"
+  | "unauthorized"
+  | "forbidden"
+  | "not-found"
+  | "method-not-allowed"
+  | "conflict"
+  | "payload-too-large"
+  | "unsupported-media-type"
+  | "rate-limited"
+  | "unavailable"
+  | "internal";
+
+const KINDS: Record<ProblemKind, { status: number; title: string }> = {
+  validation: { status: 400, title: "Bad Request" },
+  unauthorized: { status: 401, title: "Unauthorized" },
+  forbidden: { status: 403, title: "Forbidden" },
+  "not-found": { status: 404, title: "Not Found" },
+  "method-not-allowed": { status: 405, title: "Method Not Allowed" },
+  conflict: { status: 409, title: "Conflict" },
+  "payload-too-large": { status: 413, title: "Content Too Large" },
+  "unsupported-media-type": { status: 415, title: "Unsupported Media Type" },
+  "rate-limited": { status: 429, title: "Too Many Requests" },
+  unavailable: { status: 503, title: "Service Unavailable" },
+  internal: { status: 500, title: "Internal Server Error" },
+};
+
+/**
+ * The one error type of the core. Routes never build error bodies: they throw (or let the
+ * core throw) a Problem, and the app's error handler renders it as problem+json.
+ */
+export class Problem extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly errors: FieldError[];
+  readonly headers: Record<string, string>;
+
+  constructor(
+    readonly kind: ProblemKind,
+    detail: string,
+    options: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+    this.name = "Problem";
+    this.status = KINDS[kind].status;
+    this.title = KINDS[kind].title;
+    this.errors = options.errors ?? [];
+    this.headers = options.headers ?? {};
+  }
+}
+
+export const notFound = (what: string) => new Problem("not-found", `${what} not found.`);
+
+export const conflict = (detail: string) => new Problem("conflict", detail);
+
+export const forbidden = (detail: string) => new Problem("forbidden", detail);
+
+export const unauthorized = (detail: string) =>
+  new Problem("unauthorized", detail, { headers: { "WWW-Authenticate": "Bearer" } });
+
+export const unavailable = (detail = "Storage is unavailable; try again shortly.") =>
+  new Problem("unavailable", detail, { headers: { "Retry-After": "1" } });
+
+/** A 400 naming one field. */
+export const invalidField = (location: string, message: string, value: unknown) =>
+  new Problem("validation", `${location}: ${message}`, {
+    errors: [{ location, message, value }],
+  });

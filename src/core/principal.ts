@@ -1,0 +1,73 @@
+import { forbidden, notFound } from "./errors";
+
+/** Who is calling a management route. */
+export type Principal =
+  | { type: "user"; organizationId: string; userId: string; isAdmin: boolean }
+  | {
+      type: "api_key";
+      organizationId: string;
+      keyId: string;
+      /** null for an org-scoped key, which reaches every project of its organization. */
+      projectId: string | null;
+      scopes: string[];
+    }
+  /** Keygate itself, e.g. the scheduler rotating a key. Never the caller of a route. */
+  | { type: "system"; organizationId: string; name: string };
+
+/** The caller plus request facts the audit log records. */
+export interface Actor {
+  principal: Principal;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export const MANAGEMENT_SCOPES = [
+  "keys:read",
+  "keys:write",
+  "projects:read",
+  "projects:write",
+  "audit:read",
+] as const;
+export type ManagementScope = (typeof MANAGEMENT_SCOPES)[number];
+
+export const hasScope = (scopes: readonly string[], scope: string) =>
+  scopes.includes("*") || scopes.includes(scope);
+
+/** Clerk users of the org act through their role; API keys through their scopes. */
+export function requireScope(principal: Principal, scope: ManagementScope): void {
+  if (principal.type === "api_key" && !hasScope(principal.scopes, scope)) {
+    throw forbidden(`This API key lacks the "${scope}" scope.`);
+  }
+}
+
+export function requireAdmin(principal: Principal, action: string): void {
+  if (principal.type !== "user" || !principal.isAdmin) {
+    throw forbidden(`Only organization admins can ${action}.`);
+  }
+}
+
+export const isAdmin = (principal: Principal) => principal.type === "user" && principal.isAdmin;
+
+/** The org in a path must be the caller's own; any other answers 404, revealing nothing. */
+export function requireOrganization(principal: Principal, organizationId: string): void {
+  if (principal.organizationId !== organizationId) throw notFound("Organization");
+}
+
+/** A project key reaches only its own project; users and org keys reach the whole org. */
+export const reachesProject = (principal: Principal, projectId: string | null) =>
+  principal.type !== "api_key" || principal.projectId === null || principal.projectId === projectId;
+
+/** A project-scoped key can never see org-wide resources. */
+export const reachesOrganization = (principal: Principal) =>
+  principal.type !== "api_key" || principal.projectId === null;
+
+export function actorId(principal: Principal): string {
+  switch (principal.type) {
+    case "user":
+      return principal.userId;
+    case "api_key":
+      return principal.keyId;
+    case "system":
+      return principal.name;
+  }
+}

@@ -1,0 +1,271 @@
+import { and, asc, eq, gt } from "drizzle-orm";
+import { type EnvironmentRow, environments, type ProjectRow, projects } from "../db/schema";
+import { auditInsert } from "./audit";
+import { type Core, defaultKeyPrefix } from "./context";
+import { decrypt, encrypt, newWebhookSecret } from "./crypto";
+import { conflict, forbidden, invalidField, notFound } from "./errors";
+import { decodeCursor, type PageRequest, toPage } from "./pagination";
+import {
+  type Actor,
+  type Principal,
+  reachesOrganization,
+  reachesProject,
+  requireAdmin,
+  requireScope,
+} from "./principal";
+
+/** Every new project starts with these environments. */
+export const DEFAULT_ENVIRONMENTS = ["live", "test"] as const;
+/** After a secret rotation, deliveries are also signed with the old secret for this long. */
+export const PREVIOUS_SECRET_TTL_MS = 24 * 60 * 60 * 1000;
+
+export async function createProject(
+  core: Core,
+  actor: Actor,
+  input: { name: string; keyPrefix?: string | undefined },
+) {
+  const { principal } = actor;
+  requireScope(principal, "projects:write");
+  if (!reachesOrganization(principal)) {
+    throw forbidden("A project-scoped API key cannot create projects.");
+  }
+  const now = core.now();
+  const secret = newWebhookSecret();
+  const id = crypto.randomUUID();
+  const [inserted, insertedEnvs] = await core.db.batch([
+    core.db
+      .insert(projects)
+      .values({
+        id,
+        organizationId: principal.organizationId,
+        name: input.name,
+        keyPrefix: input.keyPrefix ?? defaultKeyPrefix(core.env),
+        webhookSecretEnc: await encrypt(core.env.ENCRYPTION_KEY, secret),
+        createdAt: now,
+        updatedAt: now,
+      })
+      .returning(),
+    core.db
+      .insert(environments)
+      .values(
+        DEFAULT_ENVIRONMENTS.map((name) => ({
+          id: crypto.randomUUID(),
+          organizationId: principal.organizationId,
+          projectId: id,
+          name,
+          createdAt: now,
+        })),
+      )
+      .returning(),
+    auditInsert(core, actor, {
+      action: "project.created",
+      targetType: "project",
+      targetId: id,
+      projectId: id,
+      metadata: { name: input.name },
+    }),
+  ]);
+  return {
+    project: inserted[0] as ProjectRow,
+    environments: insertedEnvs,
+    webhookSigningSecret: secret,
+  };
+}
+
+/**
+ * The project, if the caller's organization owns it and the caller reaches it; 404 otherwise,
+ * so a project of another organization is indistinguishable from one that does not exist.
+ */
+export async function findProject(
+  core: Core,
+  principal: Principal,
+  projectId: string,
+): Promise<ProjectRow> {
+  const project = await core.db.query.projects.findFirst({
+    where: and(eq(projects.organizationId, principal.organizationId), eq(projects.id, projectId)),
+  });
+  if (!project || !reachesProject(principal, project.id)) throw notFound("Project");
+  return project;
+}
+
+export async function getProject(core: Core, principal: Principal, projectId: string) {
+  requireScope(principal, "projects:read");
+  return findProject(core, principal, projectId);
+}
+
+export async function listProjects(core: Core, principal: Principal, page: PageRequest) {
+  requireScope(principal, "projects:read");
+  const after = decodeCursor(page.cursor);
+  const rows = await core.db
+    .select()
+    .from(projects)
+    .where(
+      and(
+        eq(projects.organizationId, principal.organizationId),
+        principal.type === "api_key" && principal.projectId !== null
+          ? eq(projects.id, principal.projectId)
+          : undefined,
+        after === null ? undefined : gt(projects.seq, after),
+      ),
+    )
+    .orderBy(asc(projects.seq))
+    .limit(page.limit + 1);
+  return toPage(rows, page.limit);
+}
+
+export async function updateProject(
+  core: Core,
+  actor: Actor,
+  projectId: string,
+  patch: { name?: string | undefined; keyPrefix?: string | undefined },
+) {
+  requireScope(actor.principal, "projects:write");
+  const project = await findProject(core, actor.principal, projectId);
+  const changes = {
+    ...(patch.name === undefined ? {} : { name: patch.name }),
+    ...(patch.keyPrefix === undefined ? {} : { keyPrefix: patch.keyPrefix }),
+  };
+  if (Object.keys(changes).length === 0) return project;
+  const [updated] = await core.db.batch([
+    core.db
+      .update(projects)
+      .set({ ...changes, updatedAt: core.now() })
+      .where(and(eq(projects.organizationId, project.organizationId), eq(projects.id, project.id)))
+      .returning(),
+    auditInsert(core, actor, {
+      action: "project.updated",
+      targetType: "project",
+      targetId: project.id,
+      projectId: project.id,
+      metadata: { changes },
+    }),
+  ]);
+  return updated[0] as ProjectRow;
+}
+
+export async function listEnvironments(core: Core, principal: Principal, projectId: string) {
+  requireScope(principal, "projects:read");
+  const project = await findProject(core, principal, projectId);
+  return core.db
+    .select()
+    .from(environments)
+    .where(
+      and(
+        eq(environments.organizationId, project.organizationId),
+        eq(environments.projectId, project.id),
+      ),
+    )
+    .orderBy(asc(environments.seq));
+}
+
+export async function createEnvironment(
+  core: Core,
+  actor: Actor,
+  projectId: string,
+  name: string,
+): Promise<EnvironmentRow> {
+  requireScope(actor.principal, "projects:write");
+  const project = await findProject(core, actor.principal, projectId);
+  const id = crypto.randomUUID();
+  const [inserted] = await core.db.batch([
+    core.db
+      .insert(environments)
+      .values({
+        id,
+        organizationId: project.organizationId,
+        projectId: project.id,
+        name,
+        createdAt: core.now(),
+      })
+      .onConflictDoNothing()
+      .returning(),
+    auditInsert(core, actor, {
+      action: "environment.created",
+      targetType: "environment",
+      targetId: id,
+      projectId: project.id,
+      metadata: { name },
+    }),
+  ]);
+  const environment = inserted[0];
+  if (!environment) {
+    // Nothing was created: take back the audit row the batch wrote for it.
+    throw conflict(`Project already has an environment named "${name}".`);
+  }
+  return environment;
+}
+
+/**
+ * The environment a new key belongs to: by id, by name, or the project's `live` one.
+ * A reference to an environment outside the project is a 400 naming the field.
+ */
+export async function resolveEnvironment(
+  core: Core,
+  project: ProjectRow,
+  ref: { id?: string | undefined; name?: string | undefined; field: string },
+): Promise<EnvironmentRow> {
+  const where = ref.id
+    ? eq(environments.id, ref.id)
+    : eq(environments.name, ref.name ?? DEFAULT_ENVIRONMENTS[0]);
+  const environment = await core.db.query.environments.findFirst({
+    where: and(
+      eq(environments.organizationId, project.organizationId),
+      eq(environments.projectId, project.id),
+      where,
+    ),
+  });
+  if (!environment) {
+    throw invalidField(ref.field, "is not an environment of this project", ref.id ?? ref.name);
+  }
+  return environment;
+}
+
+/** The current `whsec_` secret, and the previous one while it is still honoured. */
+export async function webhookSecrets(core: Core, project: ProjectRow) {
+  const current = await decrypt(core.env.ENCRYPTION_KEY, project.webhookSecretEnc);
+  const previousLive =
+    project.previousWebhookSecretEnc !== null &&
+    project.previousWebhookSecretExpiresAt !== null &&
+    project.previousWebhookSecretExpiresAt > core.now();
+  const previous = previousLive
+    ? await decrypt(core.env.ENCRYPTION_KEY, project.previousWebhookSecretEnc as string)
+    : null;
+  return {
+    current,
+    previous,
+    previousExpiresAt: previousLive ? project.previousWebhookSecretExpiresAt : null,
+  };
+}
+
+export async function getWebhookSecret(core: Core, actor: Actor, projectId: string) {
+  requireAdmin(actor.principal, "read a project's webhook signing secret");
+  const project = await findProject(core, actor.principal, projectId);
+  return webhookSecrets(core, project);
+}
+
+/** A new secret; the old one keeps signing alongside it for 24 h so receivers can switch. */
+export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: string) {
+  requireAdmin(actor.principal, "rotate a project's webhook signing secret");
+  const project = await findProject(core, actor.principal, projectId);
+  const now = core.now();
+  const secret = newWebhookSecret();
+  const [updated] = await core.db.batch([
+    core.db
+      .update(projects)
+      .set({
+        webhookSecretEnc: await encrypt(core.env.ENCRYPTION_KEY, secret),
+        previousWebhookSecretEnc: project.webhookSecretEnc,
+        previousWebhookSecretExpiresAt: now + PREVIOUS_SECRET_TTL_MS,
+        updatedAt: now,
+      })
+      .where(and(eq(projects.organizationId, project.organizationId), eq(projects.id, project.id)))
+      .returning(),
+    auditInsert(core, actor, {
+      action: "project.webhook_secret_rotated",
+      targetType: "project",
+      targetId: project.id,
+      projectId: project.id,
+    }),
+  ]);
+  return webhookSecrets(core, updated[0] as ProjectRow);
+}

@@ -1,0 +1,244 @@
+import { and, asc, desc, eq, lt, lte } from "drizzle-orm";
+import { type ApiKeyRow, projects, type WebhookDeliveryRow, webhookDeliveries } from "../db/schema";
+import { auditInsert } from "./audit";
+import type { Core } from "./context";
+import { decrypt, encrypt, signWebhook } from "./crypto";
+import { conflict, notFound } from "./errors";
+import { decodeCursor, type PageRequest, toPage } from "./pagination";
+import { type Actor, type Principal, requireScope } from "./principal";
+import { findProject, webhookSecrets } from "./projects";
+
+export const ROTATED_EVENT = "api_key.rotated";
+/** Attempts before a delivery is given up as `failed`. */
+export const MAX_ATTEMPTS = 8;
+/** Backoff after attempt n (1-based): 30 s · 2^(n-1), so 30 s, 1 min, 2 min … 32 min. */
+export const BACKOFF_BASE_MS = 30_000;
+export const DELIVERY_TIMEOUT_MS = 10_000;
+/** Deliveries attempted per cron run; the rest wait for the next minute. */
+export const DELIVERY_BATCH = 25;
+/** A claimed delivery is invisible to other runs this long (a run that dies frees it). */
+const LEASE_MS = 60_000;
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export type DeliveryStatus = "pending" | "delivered" | "failed";
+
+/** The outbox row for a rotation. The new plaintext is stored only AES-GCM encrypted. */
+export async function rotationDeliveryValues(
+  core: Core,
+  event: { old: ApiKeyRow; fresh: ApiKeyRow; plaintext: string },
+) {
+  const { old, fresh } = event;
+  const now = core.now();
+  return {
+    id: `msg_${crypto.randomUUID().replaceAll("-", "")}`,
+    organizationId: old.organizationId,
+    projectId: old.projectId as string,
+    keyId: fresh.id,
+    eventType: ROTATED_EVENT,
+    url: old.rotationWebhookUrl as string,
+    payload: {
+      type: ROTATED_EVENT,
+      timestamp: iso(now),
+      data: {
+        old_key_id: old.id,
+        new_key_id: fresh.id,
+        key_prefix: fresh.keyPrefix,
+        organization_id: fresh.organizationId,
+        project_id: fresh.projectId,
+        environment_id: fresh.environmentId,
+        name: fresh.name,
+        scopes: fresh.scopes,
+        expires_at: iso(fresh.expiresAt),
+        created_at: iso(fresh.createdAt),
+        grace_expires_at: iso(old.graceExpiresAt),
+        next_rotation_at: iso(fresh.nextRotationAt),
+      },
+    },
+    encryptedKey: await encrypt(core.env.ENCRYPTION_KEY, event.plaintext),
+    status: "pending" satisfies DeliveryStatus,
+    attempts: 0,
+    nextAttemptAt: now,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+export async function listDeliveries(
+  core: Core,
+  principal: Principal,
+  projectId: string,
+  page: PageRequest,
+) {
+  requireScope(principal, "projects:read");
+  const project = await findProject(core, principal, projectId);
+  const before = decodeCursor(page.cursor);
+  const rows = await core.db
+    .select()
+    .from(webhookDeliveries)
+    .where(
+      and(
+        eq(webhookDeliveries.organizationId, project.organizationId),
+        eq(webhookDeliveries.projectId, project.id),
+        before === null ? undefined : lt(webhookDeliveries.seq, before),
+      ),
+    )
+    .orderBy(desc(webhookDeliveries.seq))
+    .limit(page.limit + 1);
+  return toPage(rows, page.limit);
+}
+
+/**
+ * Queue a failed delivery again now, with a fresh attempt budget. Only possible while the
+ * key is still held (a delivery erases it when it is given up), so only a pending delivery
+ * can be retried — or a failed one whose key has not been erased.
+ */
+export async function retryDelivery(
+  core: Core,
+  actor: Actor,
+  projectId: string,
+  deliveryId: string,
+) {
+  requireScope(actor.principal, "projects:write");
+  const project = await findProject(core, actor.principal, projectId);
+  const delivery = await core.db.query.webhookDeliveries.findFirst({
+    where: and(
+      eq(webhookDeliveries.organizationId, project.organizationId),
+      eq(webhookDeliveries.projectId, project.id),
+      eq(webhookDeliveries.id, deliveryId),
+    ),
+  });
+  if (!delivery) throw notFound("Webhook delivery");
+  if (delivery.status === "delivered") throw conflict("This delivery has already succeeded.");
+  if (delivery.encryptedKey === null) {
+    throw conflict(
+      "The key of this delivery was erased when it was given up; rotate the key again.",
+    );
+  }
+  const now = core.now();
+  const [updated] = await core.db.batch([
+    core.db
+      .update(webhookDeliveries)
+      .set({ status: "pending", attempts: 0, nextAttemptAt: now, updatedAt: now })
+      .where(
+        and(
+          eq(webhookDeliveries.organizationId, delivery.organizationId),
+          eq(webhookDeliveries.id, delivery.id),
+        ),
+      )
+      .returning(),
+    auditInsert(core, actor, {
+      action: "webhook_delivery.retried",
+      targetType: "webhook_delivery",
+      targetId: delivery.id,
+      projectId: project.id,
+    }),
+  ]);
+  return updated[0] as WebhookDeliveryRow;
+}
+
+export const backoffMs = (attempts: number) => BACKOFF_BASE_MS * 2 ** (attempts - 1);
+
+/**
+ * Deliver due outbox rows: claim each with a conditional update (so overlapping runs never
+ * send the same attempt twice), POST it signed per Standard Webhooks, then record the
+ * outcome. A slow or failing receiver only costs its own row.
+ */
+export async function deliverDue(core: Core): Promise<{ attempted: number; delivered: number }> {
+  const now = core.now();
+  const due = await core.db
+    .select()
+    .from(webhookDeliveries)
+    .where(and(eq(webhookDeliveries.status, "pending"), lte(webhookDeliveries.nextAttemptAt, now)))
+    .orderBy(asc(webhookDeliveries.nextAttemptAt))
+    .limit(DELIVERY_BATCH);
+  const outcomes = await Promise.all(due.map((row) => deliverOne(core, row, now)));
+  return {
+    attempted: outcomes.filter((o) => o !== null).length,
+    delivered: outcomes.filter(Boolean).length,
+  };
+}
+
+/** null: another run claimed it first; true: delivered; false: failed this attempt. */
+async function deliverOne(
+  core: Core,
+  row: WebhookDeliveryRow,
+  now: number,
+): Promise<boolean | null> {
+  const attempt = row.attempts + 1;
+  const claimed = await core.db
+    .update(webhookDeliveries)
+    .set({ attempts: attempt, nextAttemptAt: now + LEASE_MS, lastAttemptAt: now, updatedAt: now })
+    .where(
+      and(
+        eq(webhookDeliveries.organizationId, row.organizationId),
+        eq(webhookDeliveries.id, row.id),
+        eq(webhookDeliveries.status, "pending"),
+        eq(webhookDeliveries.attempts, row.attempts),
+      ),
+    )
+    .returning({ id: webhookDeliveries.id });
+  if (claimed.length === 0) return null;
+
+  let statusCode: number | null = null;
+  let error: string | null = null;
+  try {
+    const response = await send(core, row, now);
+    statusCode = response.status;
+    await response.body?.cancel();
+    if (!response.ok) error = `Receiver answered ${response.status}`;
+  } catch (cause) {
+    error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+  }
+
+  const delivered = error === null;
+  const givenUp = !delivered && (attempt >= MAX_ATTEMPTS || statusCode === 410);
+  await core.db
+    .update(webhookDeliveries)
+    .set({
+      status: delivered ? "delivered" : givenUp ? "failed" : "pending",
+      lastStatusCode: statusCode,
+      lastError: error?.slice(0, 500) ?? null,
+      nextAttemptAt: delivered || givenUp ? null : now + backoffMs(attempt),
+      deliveredAt: delivered ? now : null,
+      // The plaintext key is erased as soon as it is no longer needed.
+      encryptedKey: delivered || givenUp ? null : row.encryptedKey,
+      updatedAt: now,
+    })
+    .where(
+      and(
+        eq(webhookDeliveries.organizationId, row.organizationId),
+        eq(webhookDeliveries.id, row.id),
+      ),
+    );
+  return delivered;
+}
+
+async function send(core: Core, row: WebhookDeliveryRow, now: number): Promise<Response> {
+  if (row.encryptedKey === null) throw new Error("The key of this delivery was erased.");
+  const project = await core.db.query.projects.findFirst({
+    where: and(eq(projects.organizationId, row.organizationId), eq(projects.id, row.projectId)),
+  });
+  if (!project) throw new Error("The project of this delivery no longer exists.");
+  const key = await decrypt(core.env.ENCRYPTION_KEY, row.encryptedKey);
+  const payload = row.payload as { data: Record<string, unknown> };
+  const body = JSON.stringify({ ...payload, data: { ...payload.data, key } });
+  const timestamp = Math.floor(now / 1000);
+  const secrets = await webhookSecrets(core, project);
+  const signatures = [await signWebhook(secrets.current, row.id, timestamp, body)];
+  if (secrets.previous)
+    signatures.push(await signWebhook(secrets.previous, row.id, timestamp, body));
+  return fetch(row.url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "user-agent": "Keygate-Webhooks/1",
+      "webhook-id": row.id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": signatures.join(" "),
+    },
+    body,
+    redirect: "manual",
+    signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+  });
+}

@@ -1,0 +1,133 @@
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// Timestamps are integer milliseconds since the epoch; the presenters turn them into RFC 3339.
+// Every table carries organization_id so that every query can be scoped by tenant.
+// `seq` is a monotonically increasing row number: lists page on it, so rows added while a
+// client pages through a list are never skipped nor seen twice.
+
+export const projects = sqliteTable(
+  "projects",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    name: text("name").notNull(),
+    keyPrefix: text("key_prefix").notNull(),
+    // Standard Webhooks signing secrets, AES-GCM encrypted under ENCRYPTION_KEY.
+    webhookSecretEnc: text("webhook_secret_enc").notNull(),
+    previousWebhookSecretEnc: text("previous_webhook_secret_enc"),
+    previousWebhookSecretExpiresAt: integer("previous_webhook_secret_expires_at"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("projects_org_seq").on(t.organizationId, t.seq)],
+);
+
+export const environments = sqliteTable(
+  "environments",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    projectId: text("project_id").notNull(),
+    name: text("name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("environments_project_name").on(t.projectId, t.name)],
+);
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    projectId: text("project_id"),
+    environmentId: text("environment_id"),
+    name: text("name").notNull(),
+    // SHA-256 of the whole key, hex. The plaintext is never stored.
+    keyHash: text("key_hash").notNull().unique(),
+    keyPrefix: text("key_prefix").notNull(),
+    scopes: text("scopes", { mode: "json" }).$type<string[]>().notNull(),
+    source: text("source").notNull(),
+    createdByUserId: text("created_by_user_id"),
+    deviceName: text("device_name"),
+    isAdminManaged: integer("is_admin_managed", { mode: "boolean" }).notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    expiresAt: integer("expires_at"),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+    replacedByKeyId: text("replaced_by_key_id"),
+    rotatedFromKeyId: text("rotated_from_key_id"),
+    graceExpiresAt: integer("grace_expires_at"),
+    rotationIntervalDays: integer("rotation_interval_days"),
+    nextRotationAt: integer("next_rotation_at"),
+    rotationWebhookUrl: text("rotation_webhook_url"),
+  },
+  (t) => [
+    index("api_keys_org_seq").on(t.organizationId, t.seq),
+    index("api_keys_project_seq").on(t.projectId, t.seq),
+    index("api_keys_next_rotation").on(t.nextRotationAt),
+    index("api_keys_grace").on(t.graceExpiresAt),
+    // At most one successor per key: a second concurrent rotation cannot commit.
+    uniqueIndex("api_keys_rotated_from").on(t.rotatedFromKeyId),
+  ],
+);
+
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    actorType: text("actor_type").notNull(),
+    actorId: text("actor_id").notNull(),
+    action: text("action").notNull(),
+    targetType: text("target_type").notNull(),
+    targetId: text("target_id").notNull(),
+    projectId: text("project_id"),
+    ip: text("ip"),
+    userAgent: text("user_agent"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("audit_events_org_seq").on(t.organizationId, t.seq)],
+);
+
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    // Also the `webhook-id` header: the same on every attempt.
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    projectId: text("project_id").notNull(),
+    keyId: text("key_id").notNull(),
+    eventType: text("event_type").notNull(),
+    url: text("url").notNull(),
+    // The event without the plaintext key; the key is merged in at send time.
+    payload: text("payload", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    // The new plaintext key, AES-GCM encrypted; null once delivered or given up.
+    encryptedKey: text("encrypted_key"),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull(),
+    nextAttemptAt: integer("next_attempt_at"),
+    lastAttemptAt: integer("last_attempt_at"),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    deliveredAt: integer("delivered_at"),
+  },
+  (t) => [
+    index("webhook_deliveries_project_seq").on(t.projectId, t.seq),
+    index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+  ],
+);
+
+export type ProjectRow = typeof projects.$inferSelect;
+export type EnvironmentRow = typeof environments.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type AuditEventRow = typeof auditEvents.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

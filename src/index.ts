@@ -1,0 +1,15 @@
+import { createApp } from "./app";
+import { runScheduled } from "./cron";
+import type { Env } from "./env";
+
+export type { VerifyCode, VerifyOptions, VerifyResult } from "./rpc/key-service";
+export { KeyService } from "./rpc/key-service";
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+  async scheduled(controller, env, ctx) {
+    await runScheduled(controller, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,274 @@
+// Project-level API key management (seed 001), plus Keygate's own get/patch of one key.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  createKey,
+  getKey,
+  isActive,
+  listKeys,
+  revokeKey,
+  rotateKey,
+  updateKey,
+} from "../core/keys";
+import type { ApiKeyRow } from "../db/schema";
+import {
+  type AppEnv,
+  bearerSecurity,
+  DeviceNameSchema,
+  errorResponses,
+  GracePeriodSchema,
+  iso,
+  jsonBody,
+  jsonResponse,
+  NameSchema,
+  PageQuerySchema,
+  RotationIntervalSchema,
+  requireAuth,
+  ScopesSchema,
+  setNextLink,
+  TimestampSchema,
+  toMs,
+  UuidSchema,
+  WebhookUrlSchema,
+} from "./shared";
+
+/** Keygate's key object: the union of the seeds' fields. */
+export const ApiKeySchema = z
+  .object({
+    id: z.string(),
+    organization_id: z.string(),
+    project_id: z.string().nullable(),
+    environment_id: z.string().nullable(),
+    name: z.string(),
+    key_prefix: z.string(),
+    scopes: z.array(z.string()),
+    created_at: z.string(),
+    created_by_user_id: z.string().nullable(),
+    source: z.enum(["dashboard", "api", "rotation", "cli"]),
+    device_name: z.string().nullable(),
+    is_admin_managed: z.boolean(),
+    is_active: z.boolean(),
+    expires_at: z.string().nullable(),
+    last_used_at: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+    replaced_by_key_id: z.string().nullable(),
+    grace_expires_at: z.string().nullable(),
+    rotation_interval_days: z.number().int().nullable(),
+    next_rotation_at: z.string().nullable(),
+    rotation_webhook_url: z.string().nullable(),
+  })
+  .openapi("ApiKey");
+
+export const toApiKey = (k: ApiKeyRow, now: number) => ({
+  id: k.id,
+  organization_id: k.organizationId,
+  project_id: k.projectId,
+  environment_id: k.environmentId,
+  name: k.name,
+  key_prefix: k.keyPrefix,
+  scopes: k.scopes,
+  created_at: iso(k.createdAt) as string,
+  created_by_user_id: k.createdByUserId,
+  source: k.source as "dashboard" | "api" | "rotation" | "cli",
+  device_name: k.deviceName,
+  is_admin_managed: k.isAdminManaged,
+  is_active: isActive(k, now),
+  expires_at: iso(k.expiresAt),
+  last_used_at: iso(k.lastUsedAt),
+  revoked_at: iso(k.revokedAt),
+  replaced_by_key_id: k.replacedByKeyId,
+  grace_expires_at: iso(k.graceExpiresAt),
+  rotation_interval_days: k.rotationIntervalDays,
+  next_rotation_at: iso(k.nextRotationAt),
+  rotation_webhook_url: k.rotationWebhookUrl,
+});
+
+const KeyParams = z.object({
+  keyID: UuidSchema.openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }),
+});
+const common = { tags: ["API keys"], security: bearerSecurity, middleware: requireAuth };
+
+const list = createRoute({
+  ...common,
+  method: "get",
+  path: "/v1/api-keys",
+  summary: "List API keys",
+  request: {
+    query: PageQuerySchema.extend({
+      project_id: UuidSchema.openapi({ description: "Project id." }),
+    }),
+  },
+  responses: {
+    200: jsonResponse(z.array(ApiKeySchema), "The project's keys, oldest first."),
+    ...errorResponses,
+  },
+});
+
+const create = createRoute({
+  ...common,
+  method: "post",
+  path: "/v1/api-keys",
+  summary: "Create an API key",
+  description: "The plaintext `key` is in this response only.",
+  request: {
+    body: jsonBody(
+      z.object({
+        project_id: UuidSchema,
+        name: NameSchema,
+        scopes: ScopesSchema.optional(),
+        expires_at: TimestampSchema.nullable().optional(),
+        environment_id: UuidSchema.optional(),
+        rotation_interval_days: RotationIntervalSchema.nullable().optional(),
+        rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
+        device_name: DeviceNameSchema.nullable().optional(),
+      }),
+    ),
+  },
+  responses: {
+    201: jsonResponse(ApiKeySchema.extend({ key: z.string() }), "The key and its plaintext."),
+    ...errorResponses,
+  },
+});
+
+const get = createRoute({
+  ...common,
+  method: "get",
+  path: "/v1/api-keys/{keyID}",
+  summary: "Get an API key",
+  request: { params: KeyParams },
+  responses: { 200: jsonResponse(ApiKeySchema, "The key."), ...errorResponses },
+});
+
+const patch = createRoute({
+  ...common,
+  method: "patch",
+  path: "/v1/api-keys/{keyID}",
+  summary: "Update an API key",
+  description: "Name, scopes, expiry, device name and rotation settings. `null` clears a field.",
+  request: {
+    params: KeyParams,
+    body: jsonBody(
+      z.object({
+        name: NameSchema.optional(),
+        scopes: ScopesSchema.optional(),
+        expires_at: TimestampSchema.nullable().optional(),
+        device_name: DeviceNameSchema.nullable().optional(),
+        rotation_interval_days: RotationIntervalSchema.nullable().optional(),
+        rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
+      }),
+    ),
+  },
+  responses: { 200: jsonResponse(ApiKeySchema, "The updated key."), ...errorResponses },
+});
+
+const revoke = createRoute({
+  ...common,
+  method: "delete",
+  path: "/v1/api-keys/{keyID}",
+  summary: "Revoke an API key",
+  request: { params: KeyParams },
+  responses: { 204: { description: "Revoked (also when it already was)." }, ...errorResponses },
+});
+
+export const RotationSchema = z
+  .object({
+    old_key_id: z.string(),
+    new_key_id: z.string(),
+    project_id: z.string().nullable(),
+    name: z.string(),
+    key: z.string(),
+    key_prefix: z.string(),
+    scopes: z.array(z.string()),
+    expires_at: z.string().nullable(),
+    created_at: z.string(),
+    grace_expires_at: z.string().nullable(),
+  })
+  .openapi("Rotation");
+
+const rotate = createRoute({
+  ...common,
+  method: "post",
+  path: "/v1/api-keys/{keyID}/rotate",
+  summary: "Rotate an API key with optional grace period",
+  description:
+    "Issues a replacement with the same settings. The old key stays valid for `grace_period_seconds` (default 0: revoked at once). A revoked or already replaced key answers 409.",
+  request: {
+    params: KeyParams,
+    body: jsonBody(z.object({ grace_period_seconds: GracePeriodSchema.optional() })),
+  },
+  responses: { 201: jsonResponse(RotationSchema, "The new key, once."), ...errorResponses },
+});
+
+export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
+  app.openapi(list, async (c) => {
+    const { project_id, ...page } = c.req.valid("query");
+    const result = await listKeys(c.var.core, c.var.principal, { projectId: project_id }, page);
+    setNextLink(c, result);
+    const now = c.var.core.now();
+    return c.json(
+      result.items.map((k) => toApiKey(k, now)),
+      200,
+    );
+  });
+
+  app.openapi(create, async (c) => {
+    const body = c.req.valid("json");
+    const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
+      projectId: body.project_id,
+      environment: { id: body.environment_id, field: "body.environment_id" },
+      name: body.name,
+      scopes: body.scopes ?? [],
+      expiresAt: toMs(body.expires_at),
+      deviceName: body.device_name,
+      rotationIntervalDays: body.rotation_interval_days,
+      rotationWebhookUrl: body.rotation_webhook_url,
+    });
+    return c.json({ ...toApiKey(key, c.var.core.now()), key: plaintext }, 201);
+  });
+
+  app.openapi(get, async (c) => {
+    const key = await getKey(c.var.core, c.var.principal, c.req.valid("param").keyID);
+    return c.json(toApiKey(key, c.var.core.now()), 200);
+  });
+
+  app.openapi(patch, async (c) => {
+    const body = c.req.valid("json");
+    const key = await updateKey(c.var.core, c.var.actor, c.req.valid("param").keyID, {
+      name: body.name,
+      scopes: body.scopes,
+      expiresAt: toMs(body.expires_at),
+      deviceName: body.device_name,
+      rotationIntervalDays: body.rotation_interval_days,
+      rotationWebhookUrl: body.rotation_webhook_url,
+    });
+    return c.json(toApiKey(key, c.var.core.now()), 200);
+  });
+
+  app.openapi(revoke, async (c) => {
+    await revokeKey(c.var.core, c.var.actor, c.req.valid("param").keyID);
+    return c.body(null, 204);
+  });
+
+  app.openapi(rotate, async (c) => {
+    const body = c.req.valid("json");
+    const rotation = await rotateKey(
+      c.var.core,
+      c.var.actor,
+      c.req.valid("param").keyID,
+      body.grace_period_seconds ?? 0,
+    );
+    return c.json(toRotation(rotation), 201);
+  });
+}
+
+export const toRotation = (r: { old: ApiKeyRow; fresh: ApiKeyRow; plaintext: string }) => ({
+  old_key_id: r.old.id,
+  new_key_id: r.fresh.id,
+  project_id: r.fresh.projectId,
+  name: r.fresh.name,
+  key: r.plaintext,
+  key_prefix: r.fresh.keyPrefix,
+  scopes: r.fresh.scopes,
+  expires_at: iso(r.fresh.expiresAt),
+  created_at: iso(r.fresh.createdAt) as string,
+  grace_expires_at: iso(r.old.graceExpiresAt),
+});

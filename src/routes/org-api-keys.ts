@@ -1,0 +1,172 @@
+// Org and project-scoped API key management (seed 000).
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
+import { requireOrganization } from "../core/principal";
+import type { ApiKeyRow } from "../db/schema";
+import {
+  type AppEnv,
+  bearerSecurity,
+  DeviceNameSchema,
+  errorResponses,
+  iso,
+  jsonBody,
+  jsonResponse,
+  NameSchema,
+  PageQuerySchema,
+  requireAuth,
+  ScopesSchema,
+  SlugSchema,
+  setNextLink,
+  TimestampSchema,
+  toMs,
+  UuidSchema,
+} from "./shared";
+
+const OrgApiKeySchema = z
+  .object({
+    created_at: z.string(),
+    created_by_user_id: z.string().nullable(),
+    device_name: z.string().nullable(),
+    expires_at: z.string().nullable(),
+    id: z.string(),
+    is_active: z.boolean(),
+    key_prefix: z.string(),
+    last_used_at: z.string().nullable(),
+    name: z.string(),
+    organization_id: z.string(),
+    project_id: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+    scopes: z.array(z.string()),
+    source: z.string(),
+  })
+  .openapi("OrgApiKey");
+
+const toOrgApiKey = (k: ApiKeyRow, now: number) => ({
+  created_at: iso(k.createdAt) as string,
+  created_by_user_id: k.createdByUserId,
+  device_name: k.deviceName,
+  expires_at: iso(k.expiresAt),
+  id: k.id,
+  is_active: isActive(k, now),
+  key_prefix: k.keyPrefix,
+  last_used_at: iso(k.lastUsedAt),
+  name: k.name,
+  organization_id: k.organizationId,
+  project_id: k.projectId,
+  revoked_at: iso(k.revokedAt),
+  scopes: k.scopes,
+  source: k.source,
+});
+
+const OrgParams = z.object({
+  orgID: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ param: { name: "orgID", in: "path" }, description: "Organization id." }),
+});
+const common = {
+  tags: ["Organization API keys"],
+  security: bearerSecurity,
+  middleware: requireAuth,
+};
+
+const list = createRoute({
+  ...common,
+  method: "get",
+  path: "/v1/organizations/{orgID}/api-keys",
+  summary: "List the organization's API keys",
+  description:
+    "Org-scoped and project keys of the organization; `project_id` narrows to one project.",
+  request: {
+    params: OrgParams,
+    query: PageQuerySchema.extend({ project_id: UuidSchema.optional() }),
+  },
+  responses: {
+    200: jsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
+    ...errorResponses,
+  },
+});
+
+const create = createRoute({
+  ...common,
+  method: "post",
+  path: "/v1/organizations/{orgID}/api-keys",
+  summary: "Create an API key",
+  description:
+    "Without `project_id` the key is org-scoped (org admins only). `plaintext_api_key` is in this response only.",
+  request: {
+    params: OrgParams,
+    body: jsonBody(
+      z.object({
+        name: NameSchema,
+        scopes: ScopesSchema,
+        project_id: UuidSchema.nullable().optional(),
+        environment: SlugSchema.optional(),
+        expires_at: TimestampSchema.nullable().optional(),
+        device_name: DeviceNameSchema.nullable().optional(),
+      }),
+    ),
+  },
+  responses: {
+    201: jsonResponse(
+      z.object({ api_key: OrgApiKeySchema, plaintext_api_key: z.string() }),
+      "The key and its plaintext.",
+    ),
+    ...errorResponses,
+  },
+});
+
+const revoke = createRoute({
+  ...common,
+  method: "delete",
+  path: "/v1/organizations/{orgID}/api-keys/{keyID}",
+  summary: "Revoke an API key",
+  request: {
+    params: OrgParams.extend({
+      keyID: UuidSchema.openapi({
+        param: { name: "keyID", in: "path" },
+        description: "API key id.",
+      }),
+    }),
+  },
+  responses: {
+    200: jsonResponse(z.object({ revoked: z.literal(true) }), "Revoked."),
+    ...errorResponses,
+  },
+});
+
+export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
+  app.openapi(list, async (c) => {
+    requireOrganization(c.var.principal, c.req.valid("param").orgID);
+    const { project_id, ...page } = c.req.valid("query");
+    const result = await listKeys(c.var.core, c.var.principal, { projectId: project_id }, page);
+    setNextLink(c, result);
+    const now = c.var.core.now();
+    return c.json({ api_keys: result.items.map((k) => toOrgApiKey(k, now)) }, 200);
+  });
+
+  app.openapi(create, async (c) => {
+    requireOrganization(c.var.principal, c.req.valid("param").orgID);
+    const body = c.req.valid("json");
+    const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
+      projectId: body.project_id ?? null,
+      environment: { name: body.environment, field: "body.environment" },
+      name: body.name,
+      scopes: body.scopes,
+      expiresAt: toMs(body.expires_at),
+      deviceName: body.device_name,
+    });
+    return c.json(
+      { api_key: toOrgApiKey(key, c.var.core.now()), plaintext_api_key: plaintext },
+      201,
+    );
+  });
+
+  app.openapi(revoke, async (c) => {
+    const { orgID, keyID } = c.req.valid("param");
+    requireOrganization(c.var.principal, orgID);
+    await revokeKey(c.var.core, c.var.actor, keyID);
+    return c.json({ revoked: true as const }, 200);
+  });
+}

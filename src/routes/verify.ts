@@ -1,0 +1,61 @@
+// Keygate's own: verify a key over HTTP. The key in the body is the credential (no auth header).
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { verifyKey } from "../core/verify";
+import { type AppEnv, errorResponses, jsonBody, jsonResponse, ScopesSchema } from "./shared";
+
+export const VerifyResultSchema = z
+  .object({
+    valid: z.boolean(),
+    code: z.enum([
+      "VALID",
+      "MALFORMED",
+      "NOT_FOUND",
+      "REVOKED",
+      "EXPIRED",
+      "INSUFFICIENT_SCOPE",
+      "WRONG_PROJECT",
+    ]),
+    key_id: z.string().nullable(),
+    organization_id: z.string().nullable(),
+    project_id: z.string().nullable(),
+    environment_id: z.string().nullable(),
+    scopes: z.array(z.string()).nullable(),
+    expires_at: z.string().nullable(),
+    in_grace: z.boolean(),
+  })
+  .openapi("VerifyResult");
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/keys/verify",
+  tags: ["Verification"],
+  summary: "Verify an API key",
+  description:
+    "Checks format and checksum, then revocation, expiry, grace, scopes and project. Invalid keys get `valid: false`, a `code`, and no metadata.",
+  security: [],
+  request: {
+    body: jsonBody(
+      z.object({
+        key: z.string().max(512),
+        required_scopes: ScopesSchema.optional(),
+        project_id: z.string().min(1).max(64).optional(),
+      }),
+    ),
+  },
+  responses: {
+    200: jsonResponse(VerifyResultSchema, "The verdict (valid or not)."),
+    400: errorResponses[400],
+    503: errorResponses[503],
+  },
+});
+
+export function registerVerify(app: OpenAPIHono<AppEnv>) {
+  app.openapi(route, async (c) => {
+    const body = c.req.valid("json");
+    const { result } = await verifyKey(c.var.core, body.key, {
+      requiredScopes: body.required_scopes,
+      projectId: body.project_id,
+    });
+    return c.json(result, 200);
+  });
+}

@@ -1,0 +1,99 @@
+import { env, exports } from "cloudflare:workers";
+import { importPKCS8, SignJWT } from "jose";
+
+export const BASE = "http://keygate.test";
+
+export interface CallOptions {
+  token?: string | undefined;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** One request through the real Worker (router, middleware, D1, KV). */
+export async function call(method: string, path: string, options: CallOptions = {}) {
+  const headers = new Headers(options.headers);
+  if (options.token) headers.set("authorization", `Bearer ${options.token}`);
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+  }
+  const response = await exports.default.fetch(
+    new Request(`${BASE}${path}`, { method, headers, body }),
+  );
+  const text = await response.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  // biome-ignore lint/suspicious/noExplicitAny: test bodies are inspected field by field
+  return { status: response.status, headers: response.headers, text, body: json as any };
+}
+
+export interface SessionOptions {
+  org?: string | null;
+  user?: string;
+  role?: "admin" | "member";
+  /** v2 claims `o: { id, rol }` (default) or v1 `org_id` / `org_role`. */
+  version?: 1 | 2;
+  expiresIn?: number;
+  privateKey?: string;
+  azp?: string;
+}
+
+/** A Clerk-shaped session JWT signed with the test run's key (RS256). */
+export async function sessionToken(options: SessionOptions = {}): Promise<string> {
+  const org = options.org === undefined ? "org_test" : options.org;
+  const role = options.role ?? "admin";
+  const now = Math.floor(Date.now() / 1000);
+  const claims: Record<string, unknown> = {
+    sid: `sess_${crypto.randomUUID()}`,
+    v: options.version ?? 2,
+  };
+  if (org !== null) {
+    if ((options.version ?? 2) === 2) claims.o = { id: org, rol: role, slg: org };
+    else Object.assign(claims, { org_id: org, org_role: `org:${role}` });
+  }
+  if (options.azp) claims.azp = options.azp;
+  const key = await importPKCS8(options.privateKey ?? env.TEST_CLERK_PRIVATE_KEY, "RS256");
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "RS256", kid: "ins_test", typ: "JWT" })
+    .setSubject(options.user ?? "user_admin")
+    .setIssuer("https://clerk.keygate.test")
+    .setIssuedAt(now - 5)
+    .setNotBefore(now - 5)
+    .setExpirationTime(now + (options.expiresIn ?? 600))
+    .sign(key);
+}
+
+let orgCounter = 0;
+
+/** A fresh organization with an admin, a member and one project. */
+export async function newOrg(name = "org") {
+  const org = `org_${name}_${++orgCounter}_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = await sessionToken({ org, user: `user_admin_${orgCounter}`, role: "admin" });
+  const member = await sessionToken({ org, user: `user_member_${orgCounter}`, role: "member" });
+  const created = await call("POST", "/v1/projects", { token: admin, body: { name: "Main" } });
+  if (created.status !== 201) throw new Error(`project create failed: ${created.text}`);
+  return { org, admin, member, project: created.body };
+}
+
+/** Create a key through seed 001 and return the response body (with plaintext `key`). */
+export async function newKey(
+  token: string,
+  projectId: string,
+  fields: Record<string, unknown> = {},
+) {
+  const created = await call("POST", "/v1/api-keys", {
+    token,
+    body: { project_id: projectId, name: "test key", scopes: [], ...fields },
+  });
+  if (created.status !== 201)
+    throw new Error(`key create failed: ${created.status} ${created.text}`);
+  return created.body;
+}
+
+export const verify = (key: string, extra: Record<string, unknown> = {}) =>
+  call("POST", "/v1/keys/verify", { body: { key, ...extra } });

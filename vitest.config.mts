@@ -1,0 +1,32 @@
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+// A fresh Clerk-shaped signing key per run: the Worker verifies with the public half through
+// @clerk/backend, exactly as in production; tests sign session tokens with the private half.
+const clerk = generateKeyPairSync("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
+const otherClerk = generateKeyPairSync("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
+const pem = (key: typeof clerk.publicKey | typeof clerk.privateKey, type: "spki" | "pkcs8") =>
+  key.export({ type, format: "pem" }).toString();
+
+export default defineConfig(async () => ({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          TEST_MIGRATIONS: await readD1Migrations("migrations"),
+          CLERK_JWT_KEY: pem(clerk.publicKey, "spki"),
+          ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+          TEST_CLERK_PRIVATE_KEY: pem(clerk.privateKey, "pkcs8"),
+          TEST_OTHER_PRIVATE_KEY: pem(otherClerk.privateKey, "pkcs8"),
+        },
+      },
+    }),
+  ],
+  test: {
+    setupFiles: ["./test/apply-migrations.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+}));
