@@ -238,15 +238,15 @@ export async function webhookSecrets(core: Core, project: ProjectRow) {
 }
 
 export async function getWebhookSecret(core: Core, actor: Actor, projectId: string) {
-  requireAdmin(actor.principal, "read a project's webhook signing secret");
   const project = await findProject(core, actor.principal, projectId);
+  requireAdmin(actor.principal, "read a project's webhook signing secret");
   return webhookSecrets(core, project);
 }
 
 /** A new secret; the old one keeps signing alongside it for 24 h so receivers can switch. */
 export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: string) {
-  requireAdmin(actor.principal, "rotate a project's webhook signing secret");
   const project = await findProject(core, actor.principal, projectId);
+  requireAdmin(actor.principal, "rotate a project's webhook signing secret");
   const now = core.now();
   const secret = newWebhookSecret();
   const [updated] = await core.db.batch([

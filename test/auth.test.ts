@@ -1,0 +1,200 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import { authenticate } from "../src/core/authenticate";
+import { createCore } from "../src/core/context";
+import { Problem } from "../src/core/errors";
+import { call, newKey, newOrg, sessionToken } from "./helpers";
+
+const b64url = (value: string) =>
+  btoa(value).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+
+function expectUnauthorized(response: Awaited<ReturnType<typeof call>>) {
+  expect(response.status).toBe(401);
+  expect(response.headers.get("www-authenticate")).toBe("Bearer");
+  expect(response.headers.get("content-type")).toContain("application/problem+json");
+  expect(response.body).toMatchObject({ status: 401, title: "Unauthorized" });
+  expect(response.body.error).toBe(response.body.detail);
+}
+
+describe("Clerk session tokens", () => {
+  it("accepts a valid v2 token and scopes the caller to its active org", async () => {
+    const token = await sessionToken({ org: "org_auth_v2" });
+    const response = await call("GET", "/v1/projects", { token });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ projects: [] });
+  });
+
+  it("accepts v1 claims (org_id, org_role = org:admin)", async () => {
+    const admin = await sessionToken({ org: "org_auth_v1", version: 1, role: "admin" });
+    const member = await sessionToken({ org: "org_auth_v1", version: 1, role: "member" });
+    const orgKey = await call("POST", "/v1/organizations/org_auth_v1/api-keys", {
+      token: admin,
+      body: { name: "org key", scopes: ["keys:read"] },
+    });
+    expect(orgKey.status).toBe(201);
+    const denied = await call("POST", "/v1/organizations/org_auth_v1/api-keys", {
+      token: member,
+      body: { name: "org key", scopes: ["keys:read"] },
+    });
+    expect(denied.status).toBe(403);
+  });
+
+  it("rejects a request without credentials with 401 and WWW-Authenticate: Bearer", async () => {
+    expectUnauthorized(await call("GET", "/v1/projects"));
+    expectUnauthorized(
+      await call("GET", "/v1/projects", { headers: { authorization: "Basic Zm9vOmJhcg==" } }),
+    );
+    expectUnauthorized(await call("GET", "/v1/projects", { headers: { authorization: "Bearer" } }));
+  });
+
+  it("rejects a tampered token", async () => {
+    const token = await sessionToken({ org: "org_a", role: "member" });
+    const [head, payload, signature] = token.split(".") as [string, string, string];
+    const claims = JSON.parse(atob(payload.replaceAll("-", "+").replaceAll("_", "/")));
+    claims.o.rol = "admin";
+    expectUnauthorized(
+      await call("GET", "/v1/projects", {
+        token: `${head}.${b64url(JSON.stringify(claims))}.${signature}`,
+      }),
+    );
+  });
+
+  it("rejects an expired token", async () => {
+    const token = await sessionToken({ expiresIn: -60 });
+    expectUnauthorized(await call("GET", "/v1/projects", { token }));
+  });
+
+  it("rejects a token signed with another key", async () => {
+    const token = await sessionToken({ privateKey: env.TEST_OTHER_PRIVATE_KEY });
+    expectUnauthorized(await call("GET", "/v1/projects", { token }));
+  });
+
+  it('rejects alg "none"', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const head = b64url(JSON.stringify({ alg: "none", typ: "JWT" }));
+    const body = b64url(
+      JSON.stringify({
+        sub: "user_x",
+        o: { id: "org_x", rol: "admin" },
+        iat: now,
+        nbf: now,
+        exp: now + 600,
+      }),
+    );
+    expectUnauthorized(await call("GET", "/v1/projects", { token: `${head}.${body}.` }));
+  });
+
+  it("rejects HS256 signed with the public key (algorithm confusion)", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ o: { id: "org_x", rol: "admin" } })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("user_x")
+      .setIssuedAt(now)
+      .setExpirationTime(now + 600)
+      .sign(new TextEncoder().encode(env.CLERK_JWT_KEY));
+    expectUnauthorized(await call("GET", "/v1/projects", { token }));
+  });
+
+  it("rejects garbage", async () => {
+    expectUnauthorized(await call("GET", "/v1/projects", { token: "not-a-token" }));
+    expectUnauthorized(await call("GET", "/v1/projects", { token: "a.b.c" }));
+  });
+
+  it("answers 403 when the session has no active organization", async () => {
+    const token = await sessionToken({ org: null });
+    const response = await call("GET", "/v1/projects", { token });
+    expect(response.status).toBe(403);
+    expect(response.body.detail).toMatch(/organization/);
+  });
+
+  it("enforces CLERK_AUTHORIZED_PARTIES when set", async () => {
+    const core = createCore(
+      { ...env, CLERK_AUTHORIZED_PARTIES: "https://app.example.com, https://admin.example.com" },
+      createExecutionContext(),
+    );
+    const good = await sessionToken({ azp: "https://admin.example.com" });
+    const bad = await sessionToken({ azp: "https://evil.example.com" });
+    await expect(authenticate(core, `Bearer ${good}`)).resolves.toMatchObject({ type: "user" });
+    await expect(authenticate(core, `Bearer ${bad}`)).rejects.toBeInstanceOf(Problem);
+  });
+});
+
+describe("Keygate API keys as bearer tokens", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("bearer");
+  });
+
+  it("lets a key with the route's scope in", async () => {
+    const key = await newKey(org.admin, org.project.id, { scopes: ["keys:read"] });
+    const response = await call("GET", `/v1/api-keys?project_id=${org.project.id}`, {
+      token: key.key,
+    });
+    expect(response.status).toBe(200);
+  });
+
+  it("answers 403 for a key without the route's scope", async () => {
+    const key = await newKey(org.admin, org.project.id, { scopes: ["keys:read"] });
+    const response = await call("POST", "/v1/api-keys", {
+      token: key.key,
+      body: { project_id: org.project.id, name: "x" },
+    });
+    expect(response.status).toBe(403);
+    expect(response.body.detail).toContain("keys:write");
+  });
+
+  it("accepts the * scope for every management route", async () => {
+    const key = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    const created = await call("POST", "/v1/api-keys", {
+      token: key.key,
+      body: { project_id: org.project.id, name: "made by a key" },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ source: "api", created_by_user_id: key.id });
+  });
+
+  it("rejects a revoked key with 401", async () => {
+    const key = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    await call("DELETE", `/v1/api-keys/${key.id}`, { token: org.admin });
+    expectUnauthorized(
+      await call("GET", `/v1/api-keys?project_id=${org.project.id}`, { token: key.key }),
+    );
+  });
+
+  it("rejects a key-shaped string with a bad checksum with 401", async () => {
+    const key = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    const broken = `${key.key.slice(0, -1)}${key.key.endsWith("0") ? "1" : "0"}`;
+    expectUnauthorized(
+      await call("GET", `/v1/api-keys?project_id=${org.project.id}`, { token: broken }),
+    );
+  });
+
+  it("keeps a project key inside its project", async () => {
+    const other = await call("POST", "/v1/projects", { token: org.admin, body: { name: "Other" } });
+    const key = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    const foreign = await call("GET", `/v1/api-keys?project_id=${other.body.id}`, {
+      token: key.key,
+    });
+    expect(foreign.status).toBe(404);
+    const project = await call("GET", `/v1/projects/${other.body.id}`, { token: key.key });
+    expect(project.status).toBe(404);
+    const own = await call("GET", `/v1/projects/${org.project.id}`, { token: key.key });
+    expect(own.status).toBe(200);
+  });
+
+  it("never lets a key grant management scopes it lacks", async () => {
+    const key = await newKey(org.admin, org.project.id, { scopes: ["keys:write"] });
+    const escalate = await call("POST", "/v1/api-keys", {
+      token: key.key,
+      body: { project_id: org.project.id, name: "x", scopes: ["*"] },
+    });
+    expect(escalate.status).toBe(403);
+    const freeForm = await call("POST", "/v1/api-keys", {
+      token: key.key,
+      body: { project_id: org.project.id, name: "x", scopes: ["billing:charge", "keys:write"] },
+    });
+    expect(freeForm.status).toBe(201);
+  });
+});

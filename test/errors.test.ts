@@ -1,0 +1,196 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, newKey, newOrg } from "./helpers";
+
+type Org = Awaited<ReturnType<typeof newOrg>>;
+
+function expectProblem(response: Awaited<ReturnType<typeof call>>, status: number) {
+  expect(response.status).toBe(status);
+  expect(response.headers.get("content-type")).toContain("application/problem+json");
+  const body = response.body;
+  expect(body).toMatchObject({ status });
+  for (const field of ["type", "title", "detail", "instance", "error"]) {
+    expect(typeof body[field], field).toBe("string");
+  }
+  expect(body.error).toBe(body.detail);
+  expect(Array.isArray(body.errors)).toBe(true);
+  return body;
+}
+
+const rowCounts = async () => {
+  const tables = ["projects", "environments", "api_keys", "audit_events", "webhook_deliveries"];
+  const counts: Record<string, number> = {};
+  for (const table of tables) {
+    const row = await env.DB.prepare(`select count(*) as n from ${table}`).first<{ n: number }>();
+    counts[table] = row?.n ?? -1;
+  }
+  return counts;
+};
+
+describe("problem+json for every error", () => {
+  let org: Org;
+  beforeAll(async () => {
+    org = await newOrg("errors");
+  });
+
+  it("answers an unknown route with 404", async () => {
+    const body = expectProblem(await call("GET", "/v1/nothing-here"), 404);
+    expect(body.instance).toBe("/v1/nothing-here");
+    expectProblem(await call("GET", "/"), 404);
+  });
+
+  it("answers a known path with the wrong method with 405 and Allow", async () => {
+    const response = await call("PUT", "/v1/api-keys", { token: org.admin, body: {} });
+    expectProblem(response, 405);
+    expect(response.headers.get("allow")).toBe("GET, POST");
+    const one = await call("POST", `/v1/api-keys/${crypto.randomUUID()}`, {
+      token: org.admin,
+      body: {},
+    });
+    expectProblem(one, 405);
+    expect(one.headers.get("allow")).toBe("DELETE, GET, PATCH");
+    expectProblem(await call("DELETE", "/v1/organizations/org_x/api-keys"), 405);
+  });
+
+  it("answers a body over 64 KiB with 413 and writes nothing", async () => {
+    const before = await rowCounts();
+    const response = await call("POST", "/v1/projects", {
+      token: org.admin,
+      body: { name: "big", padding: "x".repeat(70 * 1024) },
+    });
+    expectProblem(response, 413);
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it("answers a non-JSON body with 415", async () => {
+    const response = await call("POST", "/v1/projects", {
+      token: org.admin,
+      body: "name=x",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    expectProblem(response, 415);
+    expectProblem(
+      await call("POST", "/v1/keys/verify", {
+        body: "key",
+        headers: { "content-type": "text/plain" },
+      }),
+      415,
+    );
+  });
+
+  it("answers malformed JSON with 400", async () => {
+    const response = await call("POST", "/v1/projects", { token: org.admin, body: "{nope" });
+    const body = expectProblem(response, 400);
+    expect(body.errors[0].location).toBe("body");
+  });
+
+  it("names a missing required field", async () => {
+    const body = expectProblem(
+      await call("POST", "/v1/projects", { token: org.admin, body: {} }),
+      400,
+    );
+    expect(body.errors.map((e: { location: string }) => e.location)).toContain("body.name");
+    expect(body.detail).toContain("body.name");
+    // A bare POST with no body at all is validated the same way.
+    expectProblem(await call("POST", "/v1/projects", { token: org.admin }), 400);
+  });
+
+  it("requires project_id on the seed 001 list", async () => {
+    const body = expectProblem(await call("GET", "/v1/api-keys", { token: org.admin }), 400);
+    expect(body.errors[0].location).toBe("query.project_id");
+  });
+
+  const invalidKeyBodies: [string, Record<string, unknown>, string][] = [
+    ["empty name", { name: "" }, "body.name"],
+    ["name over 128", { name: "n".repeat(129) }, "body.name"],
+    ["name not a string", { name: 42 }, "body.name"],
+    ["scopes not an array", { scopes: "keys:read" }, "body.scopes"],
+    [
+      "more than 50 scopes",
+      { scopes: Array.from({ length: 51 }, (_, i) => `s${i}`) },
+      "body.scopes",
+    ],
+    ["scope over 100 chars", { scopes: ["s".repeat(101)] }, "body.scopes.0"],
+    ["empty scope", { scopes: ["ok", ""] }, "body.scopes.1"],
+    ["scope with a space", { scopes: ["read all"] }, "body.scopes.0"],
+    ["expires_at not RFC 3339", { expires_at: "tomorrow" }, "body.expires_at"],
+    ["expires_at in the past", { expires_at: "2001-01-01T00:00:00Z" }, "body.expires_at"],
+    ["device_name over 128", { device_name: "d".repeat(129) }, "body.device_name"],
+    ["rotation_interval_days 0", { rotation_interval_days: 0 }, "body.rotation_interval_days"],
+    ["rotation_interval_days 366", { rotation_interval_days: 366 }, "body.rotation_interval_days"],
+    ["rotation_interval_days 1.5", { rotation_interval_days: 1.5 }, "body.rotation_interval_days"],
+    [
+      "webhook URL not https",
+      { rotation_webhook_url: "http://example.com/h" },
+      "body.rotation_webhook_url",
+    ],
+    ["webhook URL garbage", { rotation_webhook_url: "not a url" }, "body.rotation_webhook_url"],
+    [
+      "webhook URL over 2048",
+      { rotation_webhook_url: `https://example.com/${"a".repeat(2048)}` },
+      "body.rotation_webhook_url",
+    ],
+    ["environment_id of nothing", { environment_id: crypto.randomUUID() }, "body.environment_id"],
+  ];
+
+  for (const [label, fields, location] of invalidKeyBodies) {
+    it(`rejects ${label} with 400 naming ${location}, writing nothing`, async () => {
+      const before = await rowCounts();
+      const response = await call("POST", "/v1/api-keys", {
+        token: org.admin,
+        body: { project_id: org.project.id, name: "k", ...fields },
+      });
+      const body = expectProblem(response, 400);
+      expect(body.errors.map((e: { location: string }) => e.location)).toContain(location);
+      expect(await rowCounts()).toEqual(before);
+    });
+  }
+
+  it("reports every bad field at once", async () => {
+    const response = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: "", scopes: [""], rotation_interval_days: 999 },
+    });
+    const body = expectProblem(response, 400);
+    const locations = body.errors.map((e: { location: string }) => e.location);
+    expect(locations).toEqual(
+      expect.arrayContaining(["body.name", "body.scopes.0", "body.rotation_interval_days"]),
+    );
+    expect(body.errors.find((e: { location: string }) => e.location === "body.name").value).toBe(
+      "",
+    );
+  });
+
+  it("bounds grace_period_seconds to 0 … 30 days", async () => {
+    const key = await newKey(org.admin, org.project.id);
+    for (const grace of [-1, 2_592_001, 1.5, "60"]) {
+      const response = await call("POST", `/v1/api-keys/${key.id}/rotate`, {
+        token: org.admin,
+        body: { grace_period_seconds: grace },
+      });
+      expect(expectProblem(response, 400).errors[0].location).toBe("body.grace_period_seconds");
+    }
+    const max = await call("POST", `/v1/api-keys/${key.id}/rotate`, {
+      token: org.admin,
+      body: { grace_period_seconds: 2_592_000 },
+    });
+    expect(max.status).toBe(201);
+  });
+
+  it("validates list paging", async () => {
+    for (const query of ["limit=0", "limit=101", "limit=abc", "cursor=%%%"]) {
+      const response = await call("GET", `/v1/projects?${query}`, { token: org.admin });
+      expectProblem(response, 400);
+    }
+  });
+
+  it("labels seed 002 errors with its $schema", async () => {
+    const response = await call("POST", `/api/v1/projects/${org.project.id}/keys`, {
+      token: org.admin,
+      body: { name: "" },
+    });
+    const body = expectProblem(response, 400);
+    expect(body.$schema).toBe("/api/v1/schemas/ErrorModel.json");
+    expect(body.errors[0]).toMatchObject({ location: "body.name", value: "" });
+  });
+});

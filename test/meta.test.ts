@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { call } from "./helpers";
+
+const EXPECTED_OPERATIONS = [
+  "get /healthz",
+  "post /v1/keys/verify",
+  "get /v1/projects",
+  "post /v1/projects",
+  "get /v1/projects/{id}",
+  "patch /v1/projects/{id}",
+  "get /v1/projects/{id}/environments",
+  "post /v1/projects/{id}/environments",
+  "get /v1/projects/{id}/webhook-secret",
+  "post /v1/projects/{id}/webhook-secret",
+  "get /v1/projects/{id}/webhook-deliveries",
+  "post /v1/projects/{id}/webhook-deliveries/{deliveryId}/retry",
+  "get /v1/api-keys",
+  "post /v1/api-keys",
+  "get /v1/api-keys/{keyID}",
+  "patch /v1/api-keys/{keyID}",
+  "delete /v1/api-keys/{keyID}",
+  "post /v1/api-keys/{keyID}/rotate",
+  "get /v1/organizations/{orgID}/api-keys",
+  "post /v1/organizations/{orgID}/api-keys",
+  "delete /v1/organizations/{orgID}/api-keys/{keyID}",
+  "get /v1/organizations/{orgID}/audit-log",
+  "get /api/v1/projects/{projectId}/keys",
+  "post /api/v1/projects/{projectId}/keys",
+  "delete /api/v1/projects/{projectId}/keys/{keyId}",
+];
+
+describe("meta routes", () => {
+  it("serves /healthz", async () => {
+    const response = await call("GET", "/healthz");
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ status: "ok" });
+  });
+
+  it("serves an OpenAPI 3.1 document of every route with the bearer scheme", async () => {
+    const response = await call("GET", "/openapi.json");
+    expect(response.status).toBe(200);
+    const doc = response.body;
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({
+      type: "http",
+      scheme: "bearer",
+    });
+    const operations = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, item]) => Object.keys(item).map((method) => `${method} ${path}`),
+    );
+    expect(operations.sort()).toEqual([...EXPECTED_OPERATIONS].sort());
+    const revoke = doc.paths["/api/v1/projects/{projectId}/keys/{keyId}"].delete;
+    expect(revoke.parameters.map((p: { name: string }) => p.name)).toEqual(["projectId", "keyId"]);
+    expect(revoke.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
+    const seed000 = doc.paths["/v1/organizations/{orgID}/api-keys"].post.responses["201"];
+    const schema = seed000.content["application/json"].schema;
+    expect(schema.properties.plaintext_api_key).toBeDefined();
+  });
+
+  it("serves an offline API reference page and its script", async () => {
+    const page = await call("GET", "/docs");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(page.text).toContain('src="/docs/scalar.js"');
+    expect(page.text).toContain("/openapi.json");
+    expect(page.text).not.toMatch(/https?:\/\/(cdn|unpkg|fonts)/);
+    const script = await call("GET", "/docs/scalar.js");
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toContain("javascript");
+    expect(script.text.length).toBeGreaterThan(100_000);
+  });
+});
