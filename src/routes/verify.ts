@@ -36,7 +36,7 @@ const route = createRoute({
   request: {
     body: jsonBody(
       z.object({
-        key: z.string().max(512),
+        key: z.string().openapi({ example: "capy_live_…" }),
         required_scopes: ScopesSchema.optional(),
         project_id: z.string().min(1).max(64).optional(),
       }),
