@@ -1,20 +1,9 @@
 // POST /v1/keys/verify: the key in the body is the credential; each outcome has its code.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, newKey, newOrg, verify } from "./helpers";
+import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
-
-const NO_METADATA = {
-  valid: false,
-  key_id: null,
-  organization_id: null,
-  project_id: null,
-  environment_id: null,
-  scopes: null,
-  expires_at: null,
-  in_grace: false,
-};
 
 describe("verify over HTTP", () => {
   let org: Org;
@@ -48,20 +37,20 @@ describe("verify over HTTP", () => {
     const badChecksum = `${key.key.slice(0, -1)}${key.key.endsWith("A") ? "B" : "A"}`;
     for (const candidate of ["", "hello", badChecksum, `${key.key}x`, key.key.toUpperCase()]) {
       const response = await verify(candidate);
-      expect(response.body, candidate).toEqual({ ...NO_METADATA, code: "MALFORMED" });
+      expect(response.body, candidate).toEqual(rejectedResult("MALFORMED"));
     }
   });
 
   it("answers NOT_FOUND for a well-formed key that was never issued", async () => {
     const { generateKey } = await import("../src/core/key-material");
     const stranger = await generateKey("capy", "live");
-    expect((await verify(stranger.plaintext)).body).toEqual({ ...NO_METADATA, code: "NOT_FOUND" });
+    expect((await verify(stranger.plaintext)).body).toEqual(rejectedResult("NOT_FOUND"));
   });
 
   it("answers REVOKED for a revoked key", async () => {
     const key = await newKey(org.admin, org.project.id);
     await call("DELETE", `/v1/api-keys/${key.id}`, { token: org.admin });
-    expect((await verify(key.key)).body).toEqual({ ...NO_METADATA, code: "REVOKED" });
+    expect((await verify(key.key)).body).toEqual(rejectedResult("REVOKED"));
   });
 
   it("answers EXPIRED for a key past its expires_at", async () => {
@@ -69,7 +58,7 @@ describe("verify over HTTP", () => {
     await env.DB.prepare("update api_keys set expires_at = ? where id = ?")
       .bind(Date.now() - 1000, key.id)
       .run();
-    expect((await verify(key.key)).body).toEqual({ ...NO_METADATA, code: "EXPIRED" });
+    expect((await verify(key.key)).body).toEqual(rejectedResult("EXPIRED"));
     const listed = await call("GET", `/v1/api-keys/${key.id}`, { token: org.admin });
     expect(listed.body.is_active).toBe(false);
   });
@@ -77,10 +66,9 @@ describe("verify over HTTP", () => {
   it("answers INSUFFICIENT_SCOPE unless the key holds every required scope", async () => {
     const key = await newKey(org.admin, org.project.id, { scopes: ["read"] });
     expect((await verify(key.key, { required_scopes: ["read"] })).body.valid).toBe(true);
-    expect((await verify(key.key, { required_scopes: ["read", "write"] })).body).toEqual({
-      ...NO_METADATA,
-      code: "INSUFFICIENT_SCOPE",
-    });
+    expect((await verify(key.key, { required_scopes: ["read", "write"] })).body).toEqual(
+      rejectedResult("INSUFFICIENT_SCOPE"),
+    );
     const star = await newKey(org.admin, org.project.id, { scopes: ["*"] });
     expect((await verify(star.key, { required_scopes: ["anything"] })).body.valid).toBe(true);
   });
@@ -89,10 +77,9 @@ describe("verify over HTTP", () => {
     const key = await newKey(org.admin, org.project.id);
     expect((await verify(key.key, { project_id: org.project.id })).body.valid).toBe(true);
     const other = await call("POST", "/v1/projects", { token: org.admin, body: { name: "other" } });
-    expect((await verify(key.key, { project_id: other.body.id })).body).toEqual({
-      ...NO_METADATA,
-      code: "WRONG_PROJECT",
-    });
+    expect((await verify(key.key, { project_id: other.body.id })).body).toEqual(
+      rejectedResult("WRONG_PROJECT"),
+    );
   });
 
   it("lets an org-scoped key match every project of its org, and no other", async () => {
@@ -141,7 +128,7 @@ describe("verify over HTTP", () => {
     const { hashKey } = await import("../src/core/key-material");
     memoryCache.clear();
     await env.KEY_CACHE.delete(`key:${await hashKey(key.key)}`);
-    expect((await verify(key.key)).body).toEqual({ ...NO_METADATA, code: "REVOKED" });
+    expect((await verify(key.key)).body).toEqual(rejectedResult("REVOKED"));
     const fresh = await call("GET", `/v1/api-keys/${key.id}`, { token: org.admin });
     expect(fresh.body.is_active).toBe(false);
   });

@@ -14,6 +14,19 @@ export interface Core {
   now(): number;
 }
 
+// Building a drizzle instance walks the whole schema: do it once per D1 binding, not per
+// request. The instance keeps no per-request state.
+const databases = new WeakMap<D1Database, Database>();
+
+function databaseFor(d1: D1Database): Database {
+  let db = databases.get(d1);
+  if (!db) {
+    db = drizzle(d1, { schema });
+    databases.set(d1, db);
+  }
+  return db;
+}
+
 export function createCore(
   env: Env,
   ctx: { waitUntil(promise: Promise<unknown>): void },
@@ -21,7 +34,7 @@ export function createCore(
 ): Core {
   return {
     env,
-    db: drizzle(env.DB, { schema }),
+    db: databaseFor(env.DB),
     waitUntil: (promise) => ctx.waitUntil(promise.catch(() => undefined)),
     now,
   };

@@ -15,14 +15,6 @@ export function fromBase64(text: string): Uint8Array {
   return bytes;
 }
 
-/** Constant-time string equality (length is not secret). */
-export function timingSafeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
 const aesKeys = new Map<string, Promise<CryptoKey>>();
 
 function aesKey(secret: string | undefined): Promise<CryptoKey> {

@@ -28,36 +28,78 @@ export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
   lastUsedAt: row.lastUsedAt,
 });
 
-/** Memory entries live this long; past it the isolate asks KV again. */
+/**
+ * Memory entries live this long; past it the isolate asks KV again. This is also how long
+ * another isolate of the same location can keep answering from its copy after a change
+ * (plus REFRESH_GRACE_MS at most, while a refresh is in flight).
+ */
 export const MEMORY_TTL_MS = 10_000;
+/**
+ * While one verification refreshes an expired entry, the others keep its answer this long
+ * at most, so a hot key costs one KV read per expiry, not one per concurrent request.
+ */
+export const REFRESH_GRACE_MS = 2_000;
 const MEMORY_CAPACITY = 10_000;
 /**
- * KV records expire after this long, so even an invalidation whose KV write failed is
- * bounded. Every change overwrites the record at once; the bound is only a backstop.
+ * KV records expire after this long (KV's minimum). Every change overwrites the record at
+ * once; the expiry bounds the races KV cannot prevent (it has no conditional write): a
+ * verification that read D1 just before a revoke and fills KV just after it, or two changes
+ * publishing out of order. Either can leave a stale record for at most this long.
  */
-export const KV_TTL_SECONDS = 600;
+export const KV_TTL_SECONDS = 60;
+/** KV accepts one write a second per key; a second write sooner may be refused. */
+export const KV_WRITE_INTERVAL_MS = 1_100;
 
 interface MemoryEntry {
-  record: KeyRecord;
-  storedAt: number;
+  readonly record: KeyRecord;
+  readonly storedAt: number;
+  /** When a caller started refreshing this expired entry. */
+  refreshingSince: number | null;
 }
+
+/** What a lookup saw in memory when it began: `fill` writes only if nothing changed since. */
+export type MemorySnapshot = MemoryEntry | undefined;
 
 /** A bounded LRU with a TTL, per isolate. Map keeps insertion order: re-insert on hit. */
 class MemoryCache {
   private readonly entries = new Map<string, MemoryEntry>();
 
+  /** The cached record; undefined sends the caller to KV/D1 (one caller per expiry). */
   get(hash: string, now: number): KeyRecord | undefined {
     const entry = this.entries.get(hash);
     if (!entry) return undefined;
-    this.entries.delete(hash);
-    if (now - entry.storedAt > MEMORY_TTL_MS) return undefined;
-    this.entries.set(hash, entry);
-    return entry.record;
+    if (now - entry.storedAt <= MEMORY_TTL_MS) {
+      this.entries.delete(hash);
+      this.entries.set(hash, entry);
+      return entry.record;
+    }
+    if (entry.refreshingSince !== null && now - entry.refreshingSince < REFRESH_GRACE_MS) {
+      return entry.record;
+    }
+    entry.refreshingSince = now;
+    return undefined;
+  }
+
+  snapshot(hash: string): MemorySnapshot {
+    return this.entries.get(hash);
+  }
+
+  /**
+   * Store what a lookup read, unless the entry changed while it was reading: the newer
+   * entry is a published change (or an equal fill) and wins.
+   */
+  fill(hash: string, record: KeyRecord, now: number, seen: MemorySnapshot): void {
+    if (this.entries.get(hash) === seen) this.set(hash, record, now);
+  }
+
+  /** A lookup failed or found nothing: forget the expired entry it was refreshing. */
+  abandon(hash: string, seen: MemorySnapshot): void {
+    if (seen !== undefined && this.entries.get(hash) === seen) this.entries.delete(hash);
   }
 
   set(hash: string, record: KeyRecord, now: number): void {
     this.entries.delete(hash);
-    this.entries.set(hash, { record, storedAt: now });
+    this.entries.set(hash, { record, storedAt: now, refreshingSince: null });
     if (this.entries.size > MEMORY_CAPACITY) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
@@ -68,6 +110,7 @@ class MemoryCache {
     this.entries.delete(hash);
   }
 
+  /** Drops every entry: a test hook, and what a fresh isolate looks like. */
   clear(): void {
     this.entries.clear();
   }
@@ -75,25 +118,56 @@ class MemoryCache {
 
 export const memoryCache = new MemoryCache();
 
-/** Counts of storage reads made by verification, for the benchmark and the tests. */
+/**
+ * Storage reads made by verification in this isolate, for the tests and the benchmark
+ * (`KeyService.stats()`): a warm or malformed key must not move them.
+ */
 export const storageReads = { kv: 0, d1: 0 };
 
-const kvKey = (hash: string) => `key:${hash}`;
+export const kvKey = (hash: string) => `key:${hash}`;
 
+/**
+ * The KV record for a key hash, or null. A record of any other shape (another deployment's,
+ * or a damaged one) counts as a miss: D1 answers, and the fill overwrites it.
+ */
 export async function readKvRecord(core: Core, hash: string): Promise<KeyRecord | null> {
   storageReads.kv++;
-  return core.env.KEY_CACHE.get<KeyRecord>(kvKey(hash), "json");
+  const value = await core.env.KEY_CACHE.get<unknown>(kvKey(hash), "json");
+  return isKeyRecord(value) ? value : null;
 }
 
-export function writeKvRecord(core: Core, hash: string, record: KeyRecord): Promise<void> {
-  return core.env.KEY_CACHE.put(kvKey(hash), JSON.stringify(record), {
+const isTime = (value: unknown) =>
+  value === null || (typeof value === "number" && Number.isFinite(value));
+const isId = (value: unknown) => value === null || typeof value === "string";
+
+function isKeyRecord(value: unknown): value is KeyRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const r = value as Record<keyof KeyRecord, unknown>;
+  return (
+    typeof r.id === "string" &&
+    typeof r.organizationId === "string" &&
+    isId(r.projectId) &&
+    isId(r.environmentId) &&
+    Array.isArray(r.scopes) &&
+    r.scopes.every((scope) => typeof scope === "string") &&
+    typeof r.isAdminManaged === "boolean" &&
+    isTime(r.expiresAt) &&
+    isTime(r.revokedAt) &&
+    isTime(r.graceExpiresAt) &&
+    isTime(r.lastUsedAt)
+  );
+}
+
+export async function writeKvRecord(core: Core, hash: string, record: KeyRecord): Promise<void> {
+  await core.env.KEY_CACHE.put(kvKey(hash), JSON.stringify(record), {
     expirationTtl: KV_TTL_SECONDS,
   });
 }
 
 /**
- * After a change has been written to D1: overwrite the KV record and the local entry, so the
- * change holds at once in this location and everywhere once KV has propagated (≤ 60 s).
+ * After a change has been written to D1: overwrite the local entry and the KV record. The
+ * change holds at once in this isolate, in the other isolates of this location within
+ * MEMORY_TTL_MS, and everywhere once KV has propagated (up to 60 s).
  */
 export async function publishKey(core: Core, row: ApiKeyRow): Promise<void> {
   const record = toKeyRecord(row);

@@ -4,6 +4,8 @@ import type { Core } from "./context";
 import { unavailable } from "./errors";
 import {
   type KeyRecord,
+  KV_WRITE_INTERVAL_MS,
+  kvKey,
   memoryCache,
   readKvRecord,
   storageReads,
@@ -58,35 +60,43 @@ export const LAST_USED_INTERVAL_MS = 60_000;
 
 /**
  * The hot path: format + checksum, SHA-256, isolate LRU → KV → D1, then the decision.
- * Throws a 503 Problem when storage fails and nothing is cached: never valid by accident.
+ * A warm key costs no storage read, a malformed one none at all. Throws a 503 Problem when
+ * storage fails and nothing is cached: never valid by accident.
  */
 export async function verifyKey(
   core: Core,
   key: string,
   options: VerifyOptions = {},
 ): Promise<{ result: VerifyResult; record: KeyRecord | null }> {
-  if (!parseKey(key)) return { result: rejected("MALFORMED"), record: null };
+  if (typeof key !== "string" || !parseKey(key)) {
+    return { result: rejected("MALFORMED"), record: null };
+  }
   const hash = await hashKey(key);
   const now = core.now();
-  const record = await lookup(core, hash, now);
+  const record = memoryCache.get(hash, now) ?? (await lookup(core, hash, now));
   if (!record) return { result: rejected("NOT_FOUND"), record: null };
-  const result = await decide(core, record, options, now);
+  // An org-scoped key asked about a project: whether it reaches it depends on the owner.
+  const owner =
+    options.projectId !== undefined && record.projectId === null
+      ? await projectOwner(core, options.projectId)
+      : null;
+  const result = decide(record, options, now, owner);
   if (result.valid) stampLastUsed(core, record, now);
   return { result, record };
 }
 
+/** Memory missed: KV, then D1 (the truth). Fills the tiers above on the way back. */
 async function lookup(core: Core, hash: string, now: number): Promise<KeyRecord | null> {
-  const cached = memoryCache.get(hash, now);
-  if (cached) return cached;
-
+  const seen = memoryCache.snapshot(hash);
   let kvFailed = false;
   try {
     const fromKv = await readKvRecord(core, hash);
     if (fromKv) {
-      memoryCache.set(hash, fromKv, now);
+      memoryCache.fill(hash, fromKv, now, seen);
       return fromKv;
     }
   } catch {
+    // KV is only a cache: D1 still answers.
     kvFailed = true;
   }
 
@@ -95,31 +105,71 @@ async function lookup(core: Core, hash: string, now: number): Promise<KeyRecord 
     storageReads.d1++;
     row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
   } catch {
+    // Fail closed: an expired entry is no answer, and nobody keeps serving it.
+    memoryCache.abandon(hash, seen);
     throw unavailable("Key storage is unavailable; the key could not be verified.");
   }
   // Unknown keys are not written anywhere: junk traffic cannot fill the caches.
-  if (!row) return null;
+  if (!row) {
+    memoryCache.abandon(hash, seen);
+    return null;
+  }
   const record = toKeyRecord(row);
-  memoryCache.set(hash, record, now);
-  if (!kvFailed) core.waitUntil(writeKvRecord(core, hash, record));
+  memoryCache.fill(hash, record, now, seen);
+  if (!kvFailed) core.waitUntil(fillKv(core, hash, record));
   return record;
 }
 
-async function decide(
-  core: Core,
+/** Two records say the same about a key (the last-used stamp aside). */
+const sameVerdictInputs = (a: KeyRecord, b: KeyRecord) =>
+  JSON.stringify({ ...a, lastUsedAt: null }) === JSON.stringify({ ...b, lastUsedAt: null });
+
+/**
+ * After the response: copy what D1 said into KV. KV has no conditional write, so a change
+ * published between our D1 read and this put (a revoke, say) would be overwritten by the
+ * older record. Read the row again after the put: if it moved, publish its current state,
+ * which now lands after ours. KV takes one write a second per key, hence the retry.
+ */
+async function fillKv(core: Core, hash: string, record: KeyRecord): Promise<void> {
+  await writeKvRecord(core, hash, record);
+  storageReads.d1++;
+  const row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
+  if (row && sameVerdictInputs(toKeyRecord(row), record)) return;
+  const fresh = row ? toKeyRecord(row) : null;
+  const publish = () =>
+    fresh ? writeKvRecord(core, hash, fresh) : core.env.KEY_CACHE.delete(kvKey(hash));
+  try {
+    await publish();
+  } catch {
+    await new Promise((resolve) => setTimeout(resolve, KV_WRITE_INTERVAL_MS));
+    await publish();
+  }
+}
+
+/** The verdict; `owner` is the organization of `options.projectId` for org-scoped keys. */
+function decide(
   record: KeyRecord,
   options: VerifyOptions,
   now: number,
-): Promise<VerifyResult> {
+  owner: string | null,
+): VerifyResult {
   if (record.revokedAt !== null && record.revokedAt <= now) return rejected("REVOKED");
   // A replaced key past its grace is revoked, whether or not the sweep has stamped it yet.
   if (record.graceExpiresAt !== null && record.graceExpiresAt <= now) return rejected("REVOKED");
   if (record.expiresAt !== null && record.expiresAt <= now) return rejected("EXPIRED");
-  if (options.projectId !== undefined && !(await inProject(core, record, options.projectId))) {
-    return rejected("WRONG_PROJECT");
+  if (options.projectId !== undefined) {
+    const reaches =
+      record.projectId === null
+        ? owner === record.organizationId
+        : record.projectId === options.projectId;
+    if (!reaches) return rejected("WRONG_PROJECT");
   }
-  const missing = (options.requiredScopes ?? []).some((scope) => !hasScope(record.scopes, scope));
-  if (missing) return rejected("INSUFFICIENT_SCOPE");
+  const required = options.requiredScopes;
+  if (required) {
+    for (const scope of required) {
+      if (!hasScope(record.scopes, scope)) return rejected("INSUFFICIENT_SCOPE");
+    }
+  }
   return {
     valid: true,
     code: "VALID",
@@ -133,50 +183,60 @@ async function decide(
   };
 }
 
-// Projects never change organization, so their owner is cached for the isolate's life.
+// Projects never change organization, so an owner (or its absence: ids are random UUIDs) is
+// remembered for the isolate's life, in a bounded map.
 const projectOwners = new Map<string, string | null>();
+const PROJECT_OWNERS_CAPACITY = 10_000;
 
-/** A project key matches its project; an org-scoped key matches every project of its org. */
-async function inProject(core: Core, record: KeyRecord, projectId: string): Promise<boolean> {
-  if (record.projectId !== null) return record.projectId === projectId;
-  let owner = projectOwners.get(projectId);
-  if (owner === undefined) {
-    try {
-      storageReads.d1++;
-      const project = await core.db
-        .select({ organizationId: projects.organizationId })
-        .from(projects)
-        .where(eq(projects.id, projectId))
-        .get();
-      owner = project?.organizationId ?? null;
-    } catch {
-      throw unavailable("Project storage is unavailable; the key could not be verified.");
-    }
-    if (owner !== null) projectOwners.set(projectId, owner);
+async function projectOwner(core: Core, projectId: string): Promise<string | null> {
+  const known = projectOwners.get(projectId);
+  if (known !== undefined) return known;
+  let owner: string | null;
+  try {
+    storageReads.d1++;
+    const project = await core.db
+      .select({ organizationId: projects.organizationId })
+      .from(projects)
+      .where(eq(projects.id, projectId))
+      .get();
+    owner = project?.organizationId ?? null;
+  } catch {
+    throw unavailable("Project storage is unavailable; the key could not be verified.");
   }
-  return owner === record.organizationId;
+  projectOwners.set(projectId, owner);
+  if (projectOwners.size > PROJECT_OWNERS_CAPACITY) {
+    projectOwners.delete(projectOwners.keys().next().value as string);
+  }
+  return owner;
 }
 
 // Per-isolate memory of the last stamp, so a hot key costs one D1 write a minute at most.
 const lastStamped = new Map<string, number>();
+const LAST_STAMPED_CAPACITY = 10_000;
 
+/** After the response: `last_used_at`, at most once a minute per key. */
 function stampLastUsed(core: Core, record: KeyRecord, now: number): void {
   const previous = Math.max(lastStamped.get(record.id) ?? 0, record.lastUsedAt ?? 0);
   if (now - previous < LAST_USED_INTERVAL_MS) return;
   lastStamped.set(record.id, now);
-  if (lastStamped.size > 10_000) lastStamped.delete(lastStamped.keys().next().value as string);
+  if (lastStamped.size > LAST_STAMPED_CAPACITY) {
+    lastStamped.delete(lastStamped.keys().next().value as string);
+  }
   // Conditional, so isolates racing on the same key still write at most once a minute.
+  // Async, so even a binding that throws at once cannot fail the verdict.
   core.waitUntil(
-    core.db
-      .update(apiKeys)
-      .set({ lastUsedAt: now })
-      .where(
-        and(
-          eq(apiKeys.id, record.id),
-          eq(apiKeys.organizationId, record.organizationId),
-          or(isNull(apiKeys.lastUsedAt), lte(apiKeys.lastUsedAt, now - LAST_USED_INTERVAL_MS)),
-        ),
-      )
-      .run(),
+    (async () => {
+      await core.db
+        .update(apiKeys)
+        .set({ lastUsedAt: now })
+        .where(
+          and(
+            eq(apiKeys.id, record.id),
+            eq(apiKeys.organizationId, record.organizationId),
+            or(isNull(apiKeys.lastUsedAt), lte(apiKeys.lastUsedAt, now - LAST_USED_INTERVAL_MS)),
+          ),
+        )
+        .run();
+    })(),
   );
 }
