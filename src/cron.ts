@@ -1,4 +1,4 @@
-import { and, asc, inArray, isNotNull, isNull, lte, sql } from "drizzle-orm";
+import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
 import { type Core, createCore } from "./core/context";
 import { Problem } from "./core/errors";
 import { publishKey } from "./core/key-cache";
@@ -14,6 +14,8 @@ export const SWEEP_BATCH = 100;
 /**
  * Due scheduled rotations. Each rotation claims its key with a conditional update, so two
  * overlapping runs rotate a key once: the loser's claim finds it already replaced.
+ * Expired keys are never due: rotateRow would refuse them, and left in the batch they would
+ * fill it run after run, starving every key behind them.
  */
 export async function rotateDueKeys(core: Core): Promise<number> {
   const now = core.now();
@@ -25,11 +27,13 @@ export async function rotateDueKeys(core: Core): Promise<number> {
         lte(apiKeys.nextRotationAt, now),
         isNull(apiKeys.revokedAt),
         isNull(apiKeys.replacedByKeyId),
+        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
       ),
     )
     .orderBy(asc(apiKeys.nextRotationAt))
     .limit(ROTATION_BATCH);
   let rotated = 0;
+  const failures: unknown[] = [];
   for (const key of due) {
     try {
       await rotateRow(
@@ -45,13 +49,20 @@ export async function rotateDueKeys(core: Core): Promise<number> {
       rotated++;
     } catch (error) {
       // Lost a race with another run or a manual rotation/revocation: nothing to do.
-      if (!(error instanceof Problem && error.kind === "conflict")) throw error;
+      if (error instanceof Problem && error.kind === "conflict") continue;
+      // Any other failure costs this key only; it stays due and is retried next minute.
+      failures.push(error);
     }
   }
+  if (failures.length > 0) throw new AggregateError(failures, "Some scheduled rotations failed.");
   return rotated;
 }
 
-/** Keys past their grace become revoked (stamped at the grace end) and their caches refreshed. */
+/**
+ * Keys past their grace become revoked (stamped at the grace end) and their caches refreshed.
+ * One statement with the batch as a subquery: a list of ids would need a bound parameter
+ * each, and D1 refuses more than 100 in a query.
+ */
 export async function sweepExpiredGrace(core: Core): Promise<number> {
   const now = core.now();
   const pastGrace = and(
@@ -59,38 +70,49 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
     lte(apiKeys.graceExpiresAt, now),
     isNull(apiKeys.revokedAt),
   );
-  const due = await core.db
+  const batch = core.db
     .select({ id: apiKeys.id })
     .from(apiKeys)
     .where(pastGrace)
+    .orderBy(asc(apiKeys.graceExpiresAt))
     .limit(SWEEP_BATCH);
-  if (due.length === 0) return 0;
   const swept = await core.db
     .update(apiKeys)
     .set({ revokedAt: sql`${apiKeys.graceExpiresAt}`, updatedAt: now })
-    .where(
-      and(
-        inArray(
-          apiKeys.id,
-          due.map((key) => key.id),
-        ),
-        pastGrace,
-      ),
-    )
+    .where(and(inArray(apiKeys.id, batch), pastGrace))
     .returning();
-  for (const key of swept) await publishKey(core, key);
+  await Promise.all(swept.map((key) => publishKey(core, key)));
   return swept.length;
 }
 
-/** One cron, three jobs; "now" is the controller's scheduledTime so runs are reproducible. */
+/**
+ * One cron, three jobs; "now" is the controller's scheduledTime so runs are reproducible.
+ * The jobs are independent: one that fails does not stop the others, and the run still
+ * fails afterwards so the error is reported.
+ */
 export async function runScheduled(
   controller: Pick<ScheduledController, "scheduledTime">,
   env: Env,
   ctx: ExecutionContext,
 ) {
-  const core = createCore(env, ctx, () => controller.scheduledTime);
-  const rotated = await rotateDueKeys(core);
-  const delivered = await deliverDue(core);
-  const swept = await sweepExpiredGrace(core);
+  // A number from the runtime; coerced because a Date is what Fetcher.scheduled() takes.
+  const scheduledTime = Number(controller.scheduledTime);
+  const core = createCore(env, ctx, () => scheduledTime);
+  const failures: unknown[] = [];
+  const run = async <T>(job: () => Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await job();
+    } catch (error) {
+      failures.push(error);
+      return fallback;
+    }
+  };
+  const rotated = await run(() => rotateDueKeys(core), 0);
+  const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
+  const swept = await run(() => sweepExpiredGrace(core), 0);
+  if (failures.length > 0) {
+    for (const failure of failures) console.error("scheduled job failed", failure);
+    throw new AggregateError(failures, "Scheduled run failed.");
+  }
   return { rotated, ...delivered, swept };
 }

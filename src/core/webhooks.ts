@@ -1,6 +1,13 @@
-import { and, asc, desc, eq, lt, lte } from "drizzle-orm";
-import { type ApiKeyRow, projects, type WebhookDeliveryRow, webhookDeliveries } from "../db/schema";
-import { auditInsert } from "./audit";
+import { and, asc, desc, eq, isNotNull, lt, lte, ne } from "drizzle-orm";
+import { insertWhere, previousChangedOneRow } from "../db/conditional";
+import {
+  type ApiKeyRow,
+  auditEvents,
+  projects,
+  type WebhookDeliveryRow,
+  webhookDeliveries,
+} from "../db/schema";
+import { auditValues } from "./audit";
 import type { Core } from "./context";
 import { decrypt, encrypt, signWebhook } from "./crypto";
 import { conflict, notFound } from "./errors";
@@ -124,17 +131,27 @@ export async function retryDelivery(
         and(
           eq(webhookDeliveries.organizationId, delivery.organizationId),
           eq(webhookDeliveries.id, delivery.id),
+          // Re-checked here: an attempt may have delivered it (and erased the key) since.
+          ne(webhookDeliveries.status, "delivered"),
+          isNotNull(webhookDeliveries.encryptedKey),
         ),
       )
       .returning(),
-    auditInsert(core, actor, {
-      action: "webhook_delivery.retried",
-      targetType: "webhook_delivery",
-      targetId: delivery.id,
-      projectId: project.id,
-    }),
+    insertWhere(
+      core.db,
+      auditEvents,
+      auditValues(core, actor, {
+        action: "webhook_delivery.retried",
+        targetType: "webhook_delivery",
+        targetId: delivery.id,
+        projectId: project.id,
+      }),
+      previousChangedOneRow,
+    ),
   ]);
-  return updated[0] as WebhookDeliveryRow;
+  const row = updated[0];
+  if (!row) throw conflict("This delivery was completed or given up while it was being retried.");
+  return row;
 }
 
 export const backoffMs = (attempts: number) => BACKOFF_BASE_MS * 2 ** (attempts - 1);
@@ -152,7 +169,11 @@ export async function deliverDue(core: Core): Promise<{ attempted: number; deliv
     .where(and(eq(webhookDeliveries.status, "pending"), lte(webhookDeliveries.nextAttemptAt, now)))
     .orderBy(asc(webhookDeliveries.nextAttemptAt))
     .limit(DELIVERY_BATCH);
-  const outcomes = await Promise.all(due.map((row) => deliverOne(core, row, now)));
+  // Settled, not all: one row's storage error must not abandon the others mid-flight.
+  const settled = await Promise.allSettled(due.map((row) => deliverOne(core, row, now)));
+  const outcomes = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const failures = settled.flatMap((s) => (s.status === "rejected" ? [s.reason] : []));
+  if (failures.length > 0) throw new AggregateError(failures, "Some deliveries failed.");
   return {
     attempted: outcomes.filter((o) => o !== null).length,
     delivered: outcomes.filter(Boolean).length,
@@ -183,7 +204,7 @@ async function deliverOne(
   let statusCode: number | null = null;
   let error: string | null = null;
   try {
-    const response = await send(core, row, now);
+    const response = await send(core, row);
     statusCode = response.status;
     await response.body?.cancel();
     if (!response.ok) error = `Receiver answered ${response.status}`;
@@ -214,7 +235,7 @@ async function deliverOne(
   return delivered;
 }
 
-async function send(core: Core, row: WebhookDeliveryRow, now: number): Promise<Response> {
+async function send(core: Core, row: WebhookDeliveryRow): Promise<Response> {
   if (row.encryptedKey === null) throw new Error("The key of this delivery was erased.");
   const project = await core.db.query.projects.findFirst({
     where: and(eq(projects.organizationId, row.organizationId), eq(projects.id, row.projectId)),
@@ -223,7 +244,10 @@ async function send(core: Core, row: WebhookDeliveryRow, now: number): Promise<R
   const key = await decrypt(core.env.ENCRYPTION_KEY, row.encryptedKey);
   const payload = row.payload as { data: Record<string, unknown> };
   const body = JSON.stringify({ ...payload, data: { ...payload.data, key } });
-  const timestamp = Math.floor(now / 1000);
+  // The attempt's real send time, not the run's scheduledTime: receivers check it against
+  // their own clock (Standard Webhooks libraries refuse anything 5 min off), and a run may be
+  // scheduled for another instant (a late cron, or `--test-scheduled` with `time=`).
+  const timestamp = Math.floor(Date.now() / 1000);
   const secrets = await webhookSecrets(core, project);
   const signatures = [await signWebhook(secrets.current, row.id, timestamp, body)];
   if (secrets.previous)
