@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createCore } from "./core/context";
 import { Problem, type ProblemKind } from "./core/errors";
+import { isStorageFault, withStorageFaults } from "./core/storage-faults";
 import { registerApiKeys } from "./routes/api-keys";
 import { registerAudit } from "./routes/audit";
 import { registerMeta } from "./routes/meta";
@@ -42,18 +43,14 @@ const HTTP_KINDS: Record<number, ProblemKind> = {
   415: "unsupported-media-type",
 };
 
-/** Storage faults (D1/KV unreachable, overloaded) are a 503, never a 500 and never a success. */
-const isStorageFault = (error: unknown) =>
-  /D1_|SQLITE_BUSY|storage|KV |network connection lost|Failed query/i.test(
-    `${error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : String(error)}`,
-  );
-
 function toProblem(error: unknown): Problem {
   if (error instanceof Problem) return error;
   if (error instanceof HTTPException) {
     const kind = HTTP_KINDS[error.status] ?? "internal";
     return new Problem(kind, error.message || "Request rejected.");
   }
+  // Storage faults (D1/KV unreachable, overloaded, failing) are a 503: never a 500, never a
+  // success. They are recognised by origin: every error out of a binding is marked.
   if (isStorageFault(error)) {
     return new Problem("unavailable", "Storage is unavailable; try again shortly.", {
       headers: { "Retry-After": "1" },
@@ -134,7 +131,7 @@ export function createApp() {
   const app = createRouter();
 
   app.use(async (c, next) => {
-    c.set("core", createCore(c.env, c.executionCtx));
+    c.set("core", createCore(withStorageFaults(c.env), c.executionCtx));
     await next();
   });
   app.use(bodyGuard);

@@ -439,6 +439,13 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     else throw error;
   }
   if (!claimed) throw conflict("This key was already rotated or revoked.");
-  await publishKey(core, claimed);
+  try {
+    await publishKey(core, claimed);
+  } catch (error) {
+    // The rotation is committed and its plaintext exists only in this response: failing it
+    // now would lose the new key for good (a retry answers 409). The old key's record is
+    // already replaced in this isolate; elsewhere a stale KV copy lives out its TTL.
+    console.error("rotation committed; refreshing the old key's cache failed", old.id, error);
+  }
   return { old: claimed, fresh, plaintext: material.plaintext };
 }

@@ -1,6 +1,13 @@
 import { and, asc, eq, gt } from "drizzle-orm";
-import { type EnvironmentRow, environments, type ProjectRow, projects } from "../db/schema";
-import { auditInsert } from "./audit";
+import { insertWhere, previousChangedOneRow } from "../db/conditional";
+import {
+  auditEvents,
+  type EnvironmentRow,
+  environments,
+  type ProjectRow,
+  projects,
+} from "../db/schema";
+import { auditInsert, auditValues } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
 import { decrypt, encrypt, newWebhookSecret } from "./crypto";
 import { conflict, forbidden, invalidField, notFound } from "./errors";
@@ -179,19 +186,22 @@ export async function createEnvironment(
       })
       .onConflictDoNothing()
       .returning(),
-    auditInsert(core, actor, {
-      action: "environment.created",
-      targetType: "environment",
-      targetId: id,
-      projectId: project.id,
-      metadata: { name },
-    }),
+    // Only if the insert happened: a duplicate name must leave no audit row behind.
+    insertWhere(
+      core.db,
+      auditEvents,
+      auditValues(core, actor, {
+        action: "environment.created",
+        targetType: "environment",
+        targetId: id,
+        projectId: project.id,
+        metadata: { name },
+      }),
+      previousChangedOneRow,
+    ),
   ]);
   const environment = inserted[0];
-  if (!environment) {
-    // Nothing was created: take back the audit row the batch wrote for it.
-    throw conflict(`Project already has an environment named "${name}".`);
-  }
+  if (!environment) throw conflict(`Project already has an environment named "${name}".`);
   return environment;
 }
 
@@ -258,14 +268,29 @@ export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: s
         previousWebhookSecretExpiresAt: now + PREVIOUS_SECRET_TTL_MS,
         updatedAt: now,
       })
-      .where(and(eq(projects.organizationId, project.organizationId), eq(projects.id, project.id)))
+      .where(
+        and(
+          eq(projects.organizationId, project.organizationId),
+          eq(projects.id, project.id),
+          // Conditional: of two concurrent rotations one wins; the other would otherwise
+          // hand its caller a secret that is neither current nor previous.
+          eq(projects.webhookSecretEnc, project.webhookSecretEnc),
+        ),
+      )
       .returning(),
-    auditInsert(core, actor, {
-      action: "project.webhook_secret_rotated",
-      targetType: "project",
-      targetId: project.id,
-      projectId: project.id,
-    }),
+    insertWhere(
+      core.db,
+      auditEvents,
+      auditValues(core, actor, {
+        action: "project.webhook_secret_rotated",
+        targetType: "project",
+        targetId: project.id,
+        projectId: project.id,
+      }),
+      previousChangedOneRow,
+    ),
   ]);
-  return webhookSecrets(core, updated[0] as ProjectRow);
+  const row = updated[0];
+  if (!row) throw conflict("The webhook signing secret was rotated concurrently; read it again.");
+  return webhookSecrets(core, row);
 }

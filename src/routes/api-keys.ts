@@ -29,6 +29,7 @@ import {
   toMs,
   UuidSchema,
   WebhookUrlSchema,
+  writeErrorResponses,
 } from "./shared";
 
 /** Keygate's key object: the union of the seeds' fields. */
@@ -125,7 +126,7 @@ const create = createRoute({
   },
   responses: {
     201: jsonResponse(ApiKeySchema.extend({ key: z.string() }), "The key and its plaintext."),
-    ...errorResponses,
+    ...writeErrorResponses,
   },
 });
 
@@ -157,7 +158,7 @@ const patch = createRoute({
       }),
     ),
   },
-  responses: { 200: jsonResponse(ApiKeySchema, "The updated key."), ...errorResponses },
+  responses: { 200: jsonResponse(ApiKeySchema, "The updated key."), ...writeErrorResponses },
 });
 
 const revoke = createRoute({
@@ -166,7 +167,10 @@ const revoke = createRoute({
   path: "/v1/api-keys/{keyID}",
   summary: "Revoke an API key",
   request: { params: KeyParams },
-  responses: { 204: { description: "Revoked (also when it already was)." }, ...errorResponses },
+  responses: {
+    204: { description: "Revoked (also when it already was)." },
+    ...writeErrorResponses,
+  },
 });
 
 export const RotationSchema = z
@@ -195,7 +199,7 @@ const rotate = createRoute({
     params: KeyParams,
     body: jsonBody(z.object({ grace_period_seconds: GracePeriodSchema.optional() })),
   },
-  responses: { 201: jsonResponse(RotationSchema, "The new key, once."), ...errorResponses },
+  responses: { 201: jsonResponse(RotationSchema, "The new key, once."), ...writeErrorResponses },
 });
 
 export function registerApiKeys(app: OpenAPIHono<AppEnv>) {

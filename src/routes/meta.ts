@@ -6,6 +6,7 @@ const health = createRoute({
   path: "/healthz",
   tags: ["Meta"],
   summary: "Liveness check",
+  security: [],
   responses: {
     200: {
       description: "The Worker is up.",
@@ -21,6 +22,7 @@ const DOCS_HTML = `<!doctype html>
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <title>Keygate API reference</title>
+    <link rel="icon" href="data:," />
   </head>
   <body>
     <div id="app"></div>
@@ -28,9 +30,15 @@ const DOCS_HTML = `<!doctype html>
     <script>
       Scalar.createApiReference("#app", {
         url: "/openapi.json",
+        // Offline: no web fonts, telemetry, AI agent, MCP generator or hosted toolbar, all of
+        // which call Scalar's servers. Every tag starts open so each operation is listed.
         withDefaultFonts: false,
-        hideClientButton: false,
         telemetry: false,
+        agent: { disabled: true },
+        mcp: { disabled: true },
+        showDeveloperTools: "never",
+        hideClientButton: false,
+        defaultOpenAllTags: true,
       });
     </script>
   </body>

@@ -20,6 +20,7 @@ import {
   TimestampSchema,
   toMs,
   UuidSchema,
+  writeErrorResponses,
 } from "./shared";
 
 const OrgApiKeySchema = z
@@ -113,7 +114,7 @@ const create = createRoute({
       z.object({ api_key: OrgApiKeySchema, plaintext_api_key: z.string() }),
       "The key and its plaintext.",
     ),
-    ...errorResponses,
+    ...writeErrorResponses,
   },
 });
 
@@ -132,7 +133,7 @@ const revoke = createRoute({
   },
   responses: {
     200: jsonResponse(z.object({ revoked: z.literal(true) }), "Revoked."),
-    ...errorResponses,
+    ...writeErrorResponses,
   },
 });
 

@@ -17,6 +17,7 @@ import {
   TimestampSchema,
   toMs,
   UuidSchema,
+  writeErrorResponses,
 } from "./shared";
 
 const DEFAULT_NAME = "Untitled key";
@@ -95,7 +96,7 @@ const create = createRoute({
       ProjectKeySchema.extend({ $schema: z.string(), key: z.string() }),
       "The key and its plaintext.",
     ),
-    ...errorResponses,
+    ...writeErrorResponses,
   },
 });
 
@@ -114,7 +115,7 @@ const revoke = createRoute({
   },
   responses: {
     200: jsonResponse(z.object({ $schema: z.string(), success: z.literal(true) }), "Revoked."),
-    ...errorResponses,
+    ...writeErrorResponses,
   },
 });
 

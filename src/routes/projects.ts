@@ -25,6 +25,7 @@ import {
   SlugSchema,
   setNextLink,
   UuidSchema,
+  writeErrorResponses,
 } from "./shared";
 
 const ProjectSchema = z
@@ -138,7 +139,7 @@ const create = createRoute({
       }),
       "The project, its environments and its webhook signing secret.",
     ),
-    ...errorResponses,
+    ...writeErrorResponses,
   },
 });
 
@@ -174,7 +175,7 @@ const patch = createRoute({
       z.object({ name: NameSchema.optional(), key_prefix: KeyPrefixSchema.optional() }),
     ),
   },
-  responses: { 200: jsonResponse(ProjectSchema, "The updated project."), ...errorResponses },
+  responses: { 200: jsonResponse(ProjectSchema, "The updated project."), ...writeErrorResponses },
 });
 
 const listEnvs = createRoute({
@@ -195,7 +196,7 @@ const createEnv = createRoute({
   path: "/v1/projects/{id}/environments",
   summary: "Create an environment",
   request: { params: ProjectParams, body: jsonBody(z.object({ name: SlugSchema })) },
-  responses: { 201: jsonResponse(EnvironmentSchema, "The environment."), ...errorResponses },
+  responses: { 201: jsonResponse(EnvironmentSchema, "The environment."), ...writeErrorResponses },
 });
 
 const getSecret = createRoute({
@@ -217,7 +218,7 @@ const rotateSecret = createRoute({
   summary: "Rotate the webhook signing secret (org admins)",
   description: "Deliveries are signed with both the new and the old secret for 24 hours.",
   request: { params: ProjectParams },
-  responses: { 200: jsonResponse(WebhookSecretSchema, "The new secret."), ...errorResponses },
+  responses: { 200: jsonResponse(WebhookSecretSchema, "The new secret."), ...writeErrorResponses },
 });
 
 const deliveries = createRoute({
@@ -249,7 +250,7 @@ const retry = createRoute({
         .openapi({ param: { name: "deliveryId", in: "path" } }),
     }),
   },
-  responses: { 200: jsonResponse(DeliverySchema, "The delivery, queued."), ...errorResponses },
+  responses: { 200: jsonResponse(DeliverySchema, "The delivery, queued."), ...writeErrorResponses },
 });
 
 export function registerProjects(app: OpenAPIHono<AppEnv>) {

@@ -70,7 +70,8 @@ export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("principal", principal);
   c.set("actor", {
     principal,
-    ip: c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? null,
+    // Bounded like the user agent: off Cloudflare (local dev) these headers are the client's.
+    ip: (c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip"))?.slice(0, 64) ?? null,
     userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
   });
   await next();
@@ -166,6 +167,10 @@ export const ProblemSchema = z
     instance: z.string(),
     error: z.string().openapi({ description: "Same as `detail`, for `{ error }` clients." }),
     errors: z.array(z.object({ location: z.string(), message: z.string(), value: z.unknown() })),
+    $schema: z
+      .string()
+      .optional()
+      .openapi({ description: "On the `/api/v1` surface only, as in its seed." }),
   })
   .openapi("Problem");
 
@@ -183,6 +188,15 @@ export const errorResponses = {
   409: problem("Conflicts with the resource's current state."),
   503: problem("Storage unavailable; retry."),
 } as const;
+
+/** Any request with a body (every method but GET) can also get these. */
+export const bodyErrorResponses = {
+  413: problem("The body is over 64 KiB."),
+  415: problem("The body is not JSON."),
+} as const;
+
+/** The error responses of a management route that takes a body. */
+export const writeErrorResponses = { ...errorResponses, ...bodyErrorResponses } as const;
 
 export const jsonBody = <T extends z.ZodType>(schema: T, description?: string) => ({
   required: true,

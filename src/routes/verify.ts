@@ -1,7 +1,14 @@
 // Keygate's own: verify a key over HTTP. The key in the body is the credential (no auth header).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { verifyKey } from "../core/verify";
-import { type AppEnv, errorResponses, jsonBody, jsonResponse, ScopesSchema } from "./shared";
+import {
+  type AppEnv,
+  bodyErrorResponses,
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  ScopesSchema,
+} from "./shared";
 
 export const VerifyResultSchema = z
   .object({
@@ -45,6 +52,7 @@ const route = createRoute({
   responses: {
     200: jsonResponse(VerifyResultSchema, "The verdict (valid or not)."),
     400: errorResponses[400],
+    ...bodyErrorResponses,
     503: errorResponses[503],
   },
 });
