@@ -46,7 +46,7 @@ for (const [path, entry] of Object.entries(packages)) {
     if (!/^\d/.test(version) || resolve(path, dep, version)) continue;
     const sibling = optional.map(([name]) => resolve(path, name, version)).find(Boolean);
     if (!sibling) continue;
-    const at = sibling.slice(0, sibling.lastIndexOf("node_modules/")) + `node_modules/${dep}`;
+    const at = `${sibling.slice(0, sibling.lastIndexOf("node_modules/"))}node_modules/${dep}`;
     packages[at] = { version, dev: entry.dev, optional: true, ...platform(dep) };
     console.log(`recorded ${at}@${version}`);
     added++;

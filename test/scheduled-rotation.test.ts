@@ -355,6 +355,28 @@ describe("grace sweep", () => {
     expect(await keyRow(rotated.body.new_key_id)).toMatchObject({ revoked_at: null });
   });
 
+  it("a sweep run scheduled ahead of the wall clock leaves the key revoked now, not later", async () => {
+    const { admin, project } = await newOrg("aheadsweep");
+    const key = await newKey(admin, project.id, { rotation_interval_days: 1 });
+    const rotateAt = Date.parse(key.next_rotation_at);
+    await runCron(rotateAt); // a day ahead: the old key's grace ends two days from now
+    expect((await verify(key.key)).body).toMatchObject({ valid: true, in_grace: true });
+
+    await runCron(rotateAt + DAY + MINUTE);
+
+    // revoked_at is the grace end, still in the future by the wall clock: it counts anyway.
+    const revokedAt = (await keyRow(key.id))?.revoked_at as number;
+    expect(revokedAt).toBe(rotateAt + DAY);
+    expect(revokedAt).toBeGreaterThan(Date.now());
+    expect(await getKey(admin, key.id)).toMatchObject({
+      revoked_at: iso(rotateAt + DAY),
+      is_active: false,
+    });
+    expect((await verify(key.key)).body).toMatchObject({ valid: false, code: "REVOKED" });
+    expect((await call("DELETE", `/v1/api-keys/${key.id}`, { token: admin })).status).toBe(204);
+    expect((await keyRow(key.id))?.revoked_at).toBe(revokedAt);
+  });
+
   it("sweeps more keys than one batch holds, over consecutive runs", async () => {
     const { admin, project } = await newOrg("bigsweep");
     const rotateOne = async () => {

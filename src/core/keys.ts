@@ -27,9 +27,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Scheduled rotations leave the old key valid this long. */
 export const SCHEDULED_GRACE_MS = DAY_MS;
 
-/** Derived: not revoked, not expired, not past its grace. */
+/**
+ * Derived: not revoked, not expired, not past its grace. A revocation stamp counts whatever
+ * its time: the sweep stamps the grace end, which for a cron run scheduled ahead of the
+ * wall clock (a late replay, `--test-scheduled` with `time=`) lies after it.
+ */
 export const isActive = (key: ApiKeyRow, now: number) =>
-  (key.revokedAt === null || key.revokedAt > now) &&
+  key.revokedAt === null &&
   (key.expiresAt === null || key.expiresAt > now) &&
   (key.graceExpiresAt === null || key.graceExpiresAt > now);
 
@@ -300,7 +304,7 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, inProje
   requireKeyAdmin(principal, key, "revoke");
   const now = core.now();
   let row = key;
-  if (key.revokedAt === null || key.revokedAt > now) {
+  if (key.revokedAt === null) {
     const [updated] = await core.db.batch([
       core.db
         .update(apiKeys)

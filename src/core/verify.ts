@@ -153,7 +153,8 @@ function decide(
   now: number,
   owner: string | null,
 ): VerifyResult {
-  if (record.revokedAt !== null && record.revokedAt <= now) return rejected("REVOKED");
+  // Any revocation stamp counts, even one after `now` (see isActive).
+  if (record.revokedAt !== null) return rejected("REVOKED");
   // A replaced key past its grace is revoked, whether or not the sweep has stamped it yet.
   if (record.graceExpiresAt !== null && record.graceExpiresAt <= now) return rejected("REVOKED");
   if (record.expiresAt !== null && record.expiresAt <= now) return rejected("EXPIRED");
