@@ -3,6 +3,8 @@ export interface Env {
   DB: D1Database;
   /** Verification records by key hash: the edge tier between the isolate cache and D1. */
   KEY_CACHE: KVNamespace;
+  /** Management requests per caller (wrangler.toml `[[ratelimits]]`); absent = unlimited. */
+  MANAGEMENT_RATE_LIMITER?: RateLimit;
   /** Static files: the API reference page's script bundle. */
   ASSETS?: Fetcher;
   /** Default key prefix for new projects and org-scoped keys (`capy`). */

@@ -4,6 +4,7 @@ import { authenticate } from "../core/authenticate";
 import type { Core } from "../core/context";
 import { type FieldError, Problem } from "../core/errors";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "../core/pagination";
+import { enforceRateLimit } from "../core/rate-limit";
 import type { Actor, Principal } from "../core/principal";
 import type { Env } from "../env";
 
@@ -67,6 +68,7 @@ export function createRouter() {
 /** Management routes: resolve the bearer token to a principal, or 401/403. */
 export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   const principal = await authenticate(c.var.core, c.req.header("authorization"));
+  await enforceRateLimit(c.env.MANAGEMENT_RATE_LIMITER, principal);
   c.set("principal", principal);
   c.set("actor", {
     principal,
@@ -186,6 +188,7 @@ export const errorResponses = {
   403: problem("Authenticated, but not allowed."),
   404: problem("Not found, or not visible to the caller."),
   409: problem("Conflicts with the resource's current state."),
+  429: problem("Too many requests from this caller: wait for `Retry-After` seconds."),
   503: problem("Storage unavailable; retry."),
 } as const;
 

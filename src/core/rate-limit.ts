@@ -1,0 +1,44 @@
+import { Problem } from "./errors";
+import type { Principal } from "./principal";
+
+/** The window of MANAGEMENT_RATE_LIMITER in wrangler.toml: a refused caller waits it out. */
+export const MANAGEMENT_WINDOW_SECONDS = 10;
+
+/** Who a management request counts against: one Clerk user in one org, or one API key. */
+export const callerKey = (principal: Principal): string => {
+  switch (principal.type) {
+    case "user":
+      return `user:${principal.organizationId}:${principal.userId}`;
+    case "api_key":
+      return `key:${principal.keyId}`;
+    case "system":
+      return `system:${principal.name}`;
+  }
+};
+
+/**
+ * Management requests per caller, per location (the Workers Rate Limiting binding). Without
+ * the binding (a consumer's own config) nothing is limited. If the limiter itself fails, the
+ * request goes on: it protects capacity, and refusing every caller would defeat that.
+ * Verification is never limited here: it is the product's hot path.
+ */
+export async function enforceRateLimit(
+  limiter: RateLimit | undefined,
+  principal: Principal,
+): Promise<void> {
+  if (!limiter) return;
+  let outcome: RateLimitOutcome;
+  try {
+    outcome = await limiter.limit({ key: callerKey(principal) });
+  } catch (error) {
+    console.error("rate limiter unavailable; request allowed", error);
+    return;
+  }
+  if (!outcome.success) {
+    throw new Problem(
+      "rate-limited",
+      `Too many requests from this caller; retry in ${MANAGEMENT_WINDOW_SECONDS} seconds.`,
+      { headers: { "Retry-After": String(MANAGEMENT_WINDOW_SECONDS) } },
+    );
+  }
+}
