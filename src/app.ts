@@ -1,5 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
+import { authorizedParties } from "./core/authenticate";
 import { createCore } from "./core/context";
 import { Problem, type ProblemKind } from "./core/errors";
 import { isStorageFault, withStorageFaults } from "./core/storage-faults";
@@ -77,6 +79,13 @@ const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   const bytes = await readLimited(c.req.raw, MAX_BODY_BYTES);
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") {
+    // A bare POST (no body, or whitespace, with or without a content type) means "no
+    // fields": the route sees a JSON `{}`, so all-optional bodies work and required fields
+    // are named in a 400.
+    const headers = new Headers(c.req.raw.headers);
+    headers.set("content-type", "application/json");
+    headers.delete("content-length");
+    c.req.raw = new Request(c.req.raw.url, { method: c.req.method, headers, body: "{}" });
     cacheBody(c, "{}");
     return next();
   }
@@ -127,9 +136,33 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   return out;
 }
 
+/**
+ * Browsers: Clerk session tokens live in dashboards, which call Keygate from their own
+ * origin. Credentials travel in the Authorization header, never in cookies, so any origin
+ * may call unless CLERK_AUTHORIZED_PARTIES names the dashboards (then only those).
+ */
+const corsHandlers = new Map<string, MiddlewareHandler>();
+const crossOrigin: MiddlewareHandler<AppEnv> = (c, next) => {
+  const setting = c.env.CLERK_AUTHORIZED_PARTIES ?? "";
+  let handler = corsHandlers.get(setting);
+  if (!handler) {
+    const parties = authorizedParties(c.env);
+    handler = cors({
+      origin: parties.length === 0 ? "*" : (origin) => (parties.includes(origin) ? origin : null),
+      allowMethods: ["GET", "POST", "PATCH", "DELETE"],
+      allowHeaders: ["Authorization", "Content-Type"],
+      exposeHeaders: ["Link", "Retry-After", "WWW-Authenticate"],
+      maxAge: 600,
+    });
+    corsHandlers.set(setting, handler);
+  }
+  return handler(c, next);
+};
+
 export function createApp() {
   const app = createRouter();
 
+  app.use(crossOrigin);
   app.use(async (c, next) => {
     c.set("core", createCore(withStorageFaults(c.env), c.executionCtx));
     await next();

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, newKey, newOrg } from "./helpers";
+import { call, newKey, newOrg, nextLink } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 type AuditEvent = {
@@ -103,8 +103,7 @@ describe("audit log", () => {
       token: org.admin,
     });
     expect(first.body.audit_events).toHaveLength(3);
-    const link = first.headers.get("link") as string;
-    const next = /^<([^>]+)>; rel="next"$/.exec(link)?.[1] as string;
+    const next = nextLink(first.headers) as string;
     const second = await call("GET", next, { token: org.admin });
     expect(second.body.audit_events).toHaveLength(3);
     expect(second.body.audit_events[0].action).toBe("api_key.rotated");

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { authenticate } from "../src/core/authenticate";
 import { createCore } from "../src/core/context";
 import { Problem } from "../src/core/errors";
-import { call, newKey, newOrg, sessionToken } from "./helpers";
+import { call, newKey, newOrg, sessionToken, verify } from "./helpers";
 
 const b64url = (value: string) =>
   btoa(value).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
@@ -196,5 +196,25 @@ describe("Keygate API keys as bearer tokens", () => {
       body: { project_id: org.project.id, name: "x", scopes: ["billing:charge", "keys:write"] },
     });
     expect(freeForm.status).toBe(201);
+  });
+
+  it("never lets a key mint, by rotation, a key with management scopes it lacks", async () => {
+    const writer = await newKey(org.admin, org.project.id, { scopes: ["keys:write"] });
+    const powerful = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    const escalate = await call("POST", `/v1/api-keys/${powerful.id}/rotate`, {
+      token: writer.key,
+      body: {},
+    });
+    expect(escalate.status).toBe(403);
+    expect((await verify(powerful.key)).body).toMatchObject({ valid: true, in_grace: false });
+
+    // A key of equal or lesser power may still be rotated by it.
+    const peer = await newKey(org.admin, org.project.id, { scopes: ["keys:write", "deploy"] });
+    const rotated = await call("POST", `/v1/api-keys/${peer.id}/rotate`, {
+      token: writer.key,
+      body: {},
+    });
+    expect(rotated.status).toBe(201);
+    expect(rotated.body.scopes).toEqual(["keys:write", "deploy"]);
   });
 });

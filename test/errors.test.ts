@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, newKey, newOrg } from "./helpers";
+import { type CallOptions, call, newKey, newOrg } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -93,6 +93,94 @@ describe("problem+json for every error", () => {
     expect(body.detail).toContain("body.name");
     // A bare POST with no body at all is validated the same way.
     expectProblem(await call("POST", "/v1/projects", { token: org.admin }), 400);
+  });
+
+  it("reads a bare POST as {} whatever its empty body looks like on the wire", async () => {
+    const key = await newKey(org.admin, org.project.id);
+    const emptyStream = () => new ReadableStream({ start: (controller) => controller.close() });
+    const bare: [string, () => CallOptions][] = [
+      ["no body", () => ({})],
+      ["an empty stream, no content type", () => ({ rawBody: emptyStream() })],
+      ["an empty string (text/plain)", () => ({ rawBody: "" })],
+      [
+        "whitespace with a JSON type",
+        () => ({ rawBody: " \n", headers: { "content-type": "application/json" } }),
+      ],
+    ];
+    let current = key.id as string;
+    for (const [shape, options] of bare) {
+      const rotated = await call("POST", `/v1/api-keys/${current}/rotate`, {
+        token: org.admin,
+        ...options(),
+      });
+      expect(rotated.status, `rotate, ${shape}: ${rotated.text}`).toBe(201);
+      expect(rotated.body.grace_expires_at).toBe(rotated.body.created_at); // default grace 0
+      current = rotated.body.new_key_id;
+      const created = await call("POST", `/api/v1/projects/${org.project.id}/keys`, {
+        token: org.admin,
+        ...options(),
+      });
+      expect(created.status, `seed 002 create, ${shape}`).toBe(201);
+      expect(created.body.name).toBe("Untitled key");
+    }
+    // A body that is not empty still needs to be JSON.
+    expectProblem(
+      await call("POST", `/v1/api-keys/${current}/rotate`, { token: org.admin, rawBody: "x" }),
+      415,
+    );
+  });
+
+  it("answers a body nested thousands deep with a bounded 400, on every kind of route", async () => {
+    const deep = `${"[".repeat(8000)}${"]".repeat(8000)}`;
+    const before = await rowCounts();
+    for (const [path, token] of [
+      ["/v1/keys/verify", undefined],
+      ["/v1/api-keys", org.admin],
+    ] as const) {
+      const response = await call("POST", path, {
+        token,
+        body: `{"key":${deep},"name":${deep},"project_id":"${org.project.id}"}`,
+      });
+      const body = expectProblem(response, 400);
+      expect(response.text.length, path).toBeLessThan(4_000);
+      expect(JSON.stringify(body.errors)).toContain("[…]");
+    }
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it("never echoes a key, and echoes long values cut short", async () => {
+    const key = await newKey(org.admin, org.project.id);
+    const asArray = await call("POST", "/v1/keys/verify", { body: { key: [key.key] } });
+    expect(expectProblem(asArray, 400).errors[0]).toMatchObject({
+      location: "body.key",
+      value: ["[redacted key]"],
+    });
+    expect(asArray.text).not.toContain(key.key);
+    const long = "n".repeat(5_000);
+    const named = await call("POST", "/v1/projects", { token: org.admin, body: { name: long } });
+    expect(expectProblem(named, 400).errors[0].value).toBe(`${"n".repeat(256)}…`);
+  });
+
+  it("serves a path with a trailing slash as the path without one", async () => {
+    const listed = await call("GET", "/v1/projects/", { token: org.admin });
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual((await call("GET", "/v1/projects", { token: org.admin })).body);
+    expect((await call("GET", "/healthz/")).status).toBe(200);
+    expectProblem(await call("PUT", "/v1/projects/", { token: org.admin }), 405);
+  });
+
+  it("refuses instants it could not write back as RFC 3339 (years past 9999)", async () => {
+    const late = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: "x", expires_at: "9999-12-31T23:59:59-23:59" },
+    });
+    expect(expectProblem(late, 400).errors[0].location).toBe("body.expires_at");
+    const last = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: "x", expires_at: "9999-12-31T23:59:59Z" },
+    });
+    expect(last.status).toBe(201);
+    expect(last.body.expires_at).toBe("9999-12-31T23:59:59.000Z");
   });
 
   it("requires project_id on the seed 001 list", async () => {

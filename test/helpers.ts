@@ -8,6 +8,8 @@ export const BASE = "http://keygate.test";
 export interface CallOptions {
   token?: string | undefined;
   body?: unknown;
+  /** Sent as it is, with no content type added: what a bare `fetch` or `curl -X POST` sends. */
+  rawBody?: BodyInit;
   headers?: Record<string, string>;
 }
 
@@ -20,7 +22,7 @@ export interface CallOptions {
 export async function call(method: string, path: string, options: CallOptions = {}) {
   const headers = new Headers(options.headers);
   if (options.token) headers.set("authorization", `Bearer ${options.token}`);
-  let body: string | undefined;
+  let body: BodyInit | undefined = options.rawBody;
   if (options.body !== undefined) {
     body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
@@ -124,3 +126,17 @@ export const rejectedResult = (code: string) => ({
   expires_at: null,
   in_grace: false,
 });
+
+/**
+ * The `Link: <…>; rel="next"` target as a path for `call()`, or null on the last page. The
+ * header carries an absolute URL (as GitHub's does), on the origin the request came to.
+ */
+export function nextLink(headers: Headers): string | null {
+  const link = headers.get("link");
+  if (!link) return null;
+  const target = /^<([^>]+)>; rel="next"$/.exec(link)?.[1];
+  if (!target) throw new Error(`not a Link rel="next" header: ${link}`);
+  const url = new URL(target);
+  if (url.origin !== BASE) throw new Error(`Link points elsewhere: ${target}`);
+  return `${url.pathname}${url.search}`;
+}

@@ -27,6 +27,7 @@ const EXPECTED_OPERATIONS = [
   "get /api/v1/projects/{projectId}/keys",
   "post /api/v1/projects/{projectId}/keys",
   "delete /api/v1/projects/{projectId}/keys/{keyId}",
+  "get /api/v1/schemas/{name}",
 ];
 
 describe("meta routes", () => {

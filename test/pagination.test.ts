@@ -1,13 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, newKey, newOrg } from "./helpers";
-
-const nextLink = (headers: Headers) => {
-  const link = headers.get("link");
-  if (!link) return null;
-  const match = /^<([^>]+)>; rel="next"$/.exec(link);
-  expect(match, link).not.toBeNull();
-  return (match as RegExpExecArray)[1] as string;
-};
+import { call, newKey, newOrg, nextLink } from "./helpers";
 
 /** Follow Link rel="next" from `first`, collecting ids; `between` runs after each page. */
 async function walk(

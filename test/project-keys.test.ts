@@ -127,6 +127,34 @@ describe("seed 002 project keys", () => {
   });
 });
 
+describe("seed 002 $schema documents", () => {
+  it("serves every $schema the surface emits as a JSON Schema that its bodies satisfy", async () => {
+    const org = await newOrg("schemas");
+    const base = `/api/v1/projects/${org.project.id}/keys`;
+    const created = await call("POST", base, { token: org.admin, body: { name: "s" } });
+    const revoked = await call("DELETE", `${base}/${created.body.key_id}`, { token: org.admin });
+    const failed = await call("DELETE", `${base}/${crypto.randomUUID()}`, { token: org.admin });
+    for (const response of [created, revoked, failed]) {
+      const url = response.body.$schema as string;
+      expect(url).toMatch(/^\/api\/v1\/schemas\/\w+\.json$/);
+      const served = await call("GET", url);
+      expect(served.status, url).toBe(200);
+      expect(served.body).toMatchObject({ $id: url, type: "object" });
+      // Every member of the body is declared, and every required one is present.
+      const { properties, required } = served.body as {
+        properties: Record<string, unknown>;
+        required: string[];
+      };
+      for (const member of Object.keys(response.body))
+        expect(properties, member).toHaveProperty(member);
+      for (const member of required) expect(response.body, member).toHaveProperty(member);
+    }
+    const missing = await call("GET", "/api/v1/schemas/Nope.json");
+    expect(missing.status).toBe(404);
+    expect(missing.body.$schema).toBe("/api/v1/schemas/ErrorModel.json");
+  });
+});
+
 describe("admin-managed keys", () => {
   let org: Org;
   let base: string;

@@ -44,6 +44,13 @@ async function authenticateKey(core: Core, token: string): Promise<Principal> {
   };
 }
 
+/** `CLERK_AUTHORIZED_PARTIES`: the dashboard origins whose session tokens are accepted. */
+export const authorizedParties = (env: { CLERK_AUTHORIZED_PARTIES?: string | undefined }) =>
+  (env.CLERK_AUTHORIZED_PARTIES ?? "")
+    .split(",")
+    .map((party) => party.trim())
+    .filter(Boolean);
+
 const pem = (value: string) => value.replace(/\\n/g, "\n").trim();
 
 async function authenticateSession(core: Core, token: string): Promise<Principal> {
@@ -52,9 +59,7 @@ async function authenticateSession(core: Core, token: string): Promise<Principal
   try {
     claims = (await verifyToken(token, {
       ...(CLERK_JWT_KEY ? { jwtKey: pem(CLERK_JWT_KEY) } : { secretKey: CLERK_SECRET_KEY }),
-      ...(CLERK_AUTHORIZED_PARTIES
-        ? { authorizedParties: CLERK_AUTHORIZED_PARTIES.split(",").map((p) => p.trim()) }
-        : {}),
+      ...(CLERK_AUTHORIZED_PARTIES ? { authorizedParties: authorizedParties(core.env) } : {}),
     })) as SessionClaims;
   } catch {
     throw unauthorized("The session token is invalid or expired.");

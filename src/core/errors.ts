@@ -1,8 +1,38 @@
+import { parseKey } from "./key-material";
+
 /** One field-level problem, as in RFC 9457 extension `errors[]` (Huma's ErrorDetail shape). */
 export interface FieldError {
   location: string;
   message: string;
   value: unknown;
+}
+
+const ECHO_DEPTH = 3;
+const ECHO_ENTRIES = 20;
+const ECHO_CHARS = 256;
+
+/**
+ * What `errors[].value` echoes of a rejected value: enough to see the mistake, bounded in
+ * depth, entries and length, so a hostile body (arrays nested thousands deep) cannot make
+ * the error itself fail to render.
+ */
+function echoValue(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") {
+    // A well-formed key is a credential: an error body never carries one, not even back
+    // to the caller who sent it.
+    if (parseKey(value)) return "[redacted key]";
+    return value.length > ECHO_CHARS ? `${value.slice(0, ECHO_CHARS)}…` : value;
+  }
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= ECHO_DEPTH) return Array.isArray(value) ? "[…]" : "{…}";
+  if (Array.isArray(value)) {
+    const shown = value.slice(0, ECHO_ENTRIES).map((item) => echoValue(item, depth + 1));
+    return value.length > ECHO_ENTRIES ? [...shown, "…"] : shown;
+  }
+  const entries = Object.entries(value);
+  const shown = entries.slice(0, ECHO_ENTRIES).map(([k, v]) => [k, echoValue(v, depth + 1)]);
+  if (entries.length > ECHO_ENTRIES) shown.push(["…", "…"]);
+  return Object.fromEntries(shown);
 }
 
 export type ProblemKind =
@@ -51,7 +81,10 @@ export class Problem extends Error {
     this.name = "Problem";
     this.status = KINDS[kind].status;
     this.title = KINDS[kind].title;
-    this.errors = options.errors ?? [];
+    this.errors = (options.errors ?? []).map((error) => ({
+      ...error,
+      value: echoValue(error.value),
+    }));
     this.headers = options.headers ?? {};
   }
 }

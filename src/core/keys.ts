@@ -347,6 +347,8 @@ export async function rotateKey(
   requireScope(principal, "keys:write");
   const key = await findKey(core, principal, keyId, inProject);
   requireKeyAdmin(principal, key, "rotate");
+  // The successor is a new credential with the old key's scopes: minting it is granting them.
+  requireGrantable(principal, key.scopes);
   return rotateRow(core, actor, key, graceSeconds * 1000);
 }
 

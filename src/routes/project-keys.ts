@@ -1,5 +1,6 @@
 // Project API keys for dashboard users (seed 002): Huma-style bodies with `$schema`.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { notFound } from "../core/errors";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
 import {
@@ -11,6 +12,7 @@ import {
   jsonResponse,
   NameSchema,
   PageQuerySchema,
+  ProblemSchema,
   requireAuth,
   ScopesSchema,
   setNextLink,
@@ -74,28 +76,42 @@ const list = createRoute({
   },
 });
 
+// The seed's bodies by the names their `$schema` members point at (Huma's convention).
+const CreateInputSchema = z
+  .object({
+    $schema: z.string().optional(),
+    name: NameSchema.optional(),
+    scopes: ScopesSchema.optional(),
+    expires_at: TimestampSchema.nullable().optional(),
+    is_admin_managed: z.boolean().optional(),
+  })
+  .openapi("CreateAPIKeyInputBody");
+const CreateOutputSchema = ProjectKeySchema.extend({
+  $schema: z.string(),
+  key: z.string(),
+}).openapi("CreateAPIKeyOutputBody");
+const RevokeOutputSchema = z
+  .object({ $schema: z.string(), success: z.literal(true) })
+  .openapi("RevokeAPIKeyOutputBody");
+
+/** `$schema` targets of seed 002, served as JSON Schema at `/api/v1/schemas/{name}.json`. */
+const BODY_SCHEMAS: Record<string, z.ZodType> = {
+  CreateAPIKeyInputBody: CreateInputSchema,
+  CreateAPIKeyOutputBody: CreateOutputSchema,
+  RevokeAPIKeyOutputBody: RevokeOutputSchema,
+  ErrorModel: ProblemSchema,
+};
+const schemaUrl = (name: string) => `/api/v1/schemas/${name}.json`;
+
 const create = createRoute({
   ...common,
   method: "post",
   path: "/api/v1/projects/{projectId}/keys",
   summary: "Create an API key",
   description: "Every field is optional. Only org admins create admin-managed keys.",
-  request: {
-    params: ProjectParams,
-    body: jsonBody(
-      z.object({
-        name: NameSchema.optional(),
-        scopes: ScopesSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
-        is_admin_managed: z.boolean().optional(),
-      }),
-    ),
-  },
+  request: { params: ProjectParams, body: jsonBody(CreateInputSchema) },
   responses: {
-    201: jsonResponse(
-      ProjectKeySchema.extend({ $schema: z.string(), key: z.string() }),
-      "The key and its plaintext.",
-    ),
+    201: jsonResponse(CreateOutputSchema, "The key and its plaintext."),
     ...writeErrorResponses,
   },
 });
@@ -114,8 +130,25 @@ const revoke = createRoute({
     }),
   },
   responses: {
-    200: jsonResponse(z.object({ $schema: z.string(), success: z.literal(true) }), "Revoked."),
+    200: jsonResponse(RevokeOutputSchema, "Revoked."),
     ...writeErrorResponses,
+  },
+});
+
+const bodySchema = createRoute({
+  method: "get",
+  path: "/api/v1/schemas/{name}",
+  tags: ["Project keys"],
+  summary: "JSON Schema of a body, as named by its `$schema` member",
+  security: [],
+  request: {
+    params: z.object({
+      name: z.string().openapi({ param: { name: "name", in: "path" }, example: "ErrorModel.json" }),
+    }),
+  },
+  responses: {
+    200: jsonResponse(z.record(z.string(), z.unknown()), "A JSON Schema (draft 2020-12)."),
+    404: errorResponses[404],
   },
 });
 
@@ -142,7 +175,7 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
     });
     return c.json(
       {
-        $schema: "/api/v1/schemas/CreateAPIKeyOutputBody.json",
+        $schema: schemaUrl("CreateAPIKeyOutputBody"),
         ...toProjectKey(key, c.var.core.now()),
         key: plaintext,
       },
@@ -153,9 +186,14 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
   app.openapi(revoke, async (c) => {
     const { projectId, keyId } = c.req.valid("param");
     await revokeKey(c.var.core, c.var.actor, keyId, projectId);
-    return c.json(
-      { $schema: "/api/v1/schemas/RevokeAPIKeyOutputBody.json", success: true as const },
-      200,
-    );
+    return c.json({ $schema: schemaUrl("RevokeAPIKeyOutputBody"), success: true as const }, 200);
+  });
+
+  app.openapi(bodySchema, (c) => {
+    const name = c.req.valid("param").name.replace(/\.json$/, "");
+    const schema = Object.hasOwn(BODY_SCHEMAS, name) ? BODY_SCHEMAS[name] : undefined;
+    if (!schema) throw notFound(`Schema ${name}`);
+    const document = z.toJSONSchema(schema, { unrepresentable: "any", io: "output" });
+    return c.json({ ...document, $id: schemaUrl(name), title: name }, 200);
   });
 }

@@ -118,7 +118,13 @@ const toSecrets = (s: {
 });
 
 const ProjectParams = z.object({ id: UuidSchema.openapi({ param: { name: "id", in: "path" } }) });
-const KeyPrefixSchema = SlugSchema.max(16).openapi({ example: "capy" });
+const KeyPrefixSchema = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9]{0,15}$/,
+    "must be 1–16 lowercase letters and digits, starting with a letter",
+  )
+  .openapi({ example: "capy" });
 const common = { tags: ["Projects"], security: bearerSecurity, middleware: requireAuth };
 
 const create = createRoute({

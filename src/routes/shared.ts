@@ -4,8 +4,8 @@ import { authenticate } from "../core/authenticate";
 import type { Core } from "../core/context";
 import { type FieldError, Problem } from "../core/errors";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "../core/pagination";
-import { enforceRateLimit } from "../core/rate-limit";
 import type { Actor, Principal } from "../core/principal";
+import { enforceRateLimit } from "../core/rate-limit";
 import type { Env } from "../env";
 
 export type AppEnv = {
@@ -50,6 +50,8 @@ export function validationProblem(error: z.ZodError, target: string, data: unkno
 /** A router whose validation failures are problem+json, like every other error. */
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
+    // `/v1/projects/` is `/v1/projects`: a trailing slash never turns a route into a 404/405.
+    strict: false,
     defaultHook: (result, _c) => {
       if (!result.success) {
         const { error, target, data } = result as unknown as {
@@ -84,17 +86,22 @@ export const bearerSecurity = [{ bearerAuth: [] }];
 // ---------- shared field schemas (SPEC "Input limits") ----------
 
 export const NameSchema = z.string().min(1).max(128).openapi({ example: "CI deploy key" });
+// One check per field, so a bad value gets one `errors[]` entry with one message.
 export const ScopeSchema = z
   .string()
-  .min(1)
-  .max(100)
-  .regex(/^[A-Za-z0-9:._*-]+$/, "may contain only letters, digits and : . _ * -");
+  .regex(/^[A-Za-z0-9:._*-]{1,100}$/, "must be 1–100 characters of letters, digits and : . _ * -");
 export const ScopesSchema = z
   .array(ScopeSchema)
   .max(50)
   .openapi({ example: ["keys:read", "deploy"] });
+/** The last instant whose RFC 3339 UTC form has a four-digit year (what we answer with). */
+const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export const TimestampSchema = z.iso
   .datetime({ offset: true })
+  .refine(
+    (value) => Date.parse(value) <= LAST_INSTANT,
+    "must be no later than 9999-12-31T23:59:59Z",
+  )
   .openapi({ example: "2030-01-01T00:00:00Z" });
 export const DeviceNameSchema = z.string().max(128);
 export const RotationIntervalSchema = z.number().int().min(1).max(365);
@@ -153,9 +160,10 @@ export const PageQuerySchema = z.object({
 /** The next page goes in a Link header, so the seeds' body shapes stay unchanged. */
 export function setNextLink(c: Context, page: Page<unknown>): void {
   if (page.nextCursor === null) return;
+  // Absolute, as GitHub sends it: a client can fetch it as it is.
   const url = new URL(c.req.url);
   url.searchParams.set("cursor", page.nextCursor);
-  c.header("Link", `<${url.pathname}${url.search}>; rel="next"`);
+  c.header("Link", `<${url.href}>; rel="next"`);
 }
 
 // ---------- OpenAPI error responses ----------
