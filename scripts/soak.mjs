@@ -1,6 +1,6 @@
 // A bounded soak on loopback against `wrangler dev`: many verifications with creates,
 // rotations and revocations running alongside, every answer checked.
-//   npm run soak [-- --verifies 50000 --concurrency 48 --seconds 100]
+//   npm run soak [-- --verifies 50000 --concurrency 32 --seconds 240]
 // A wrong answer is: a key whose revocation (or rotation, grace 0) had returned before the
 // verification started, answering valid; or a live key answering anything but valid.
 // Exit code 1 on any error or wrong answer.
@@ -12,7 +12,7 @@ const { values } = parseArgs({
   options: {
     verifies: { type: "string", default: "50000" },
     concurrency: { type: "string", default: "32" },
-    seconds: { type: "string", default: "100" },
+    seconds: { type: "string", default: "240" },
     keys: { type: "string", default: "40" },
   },
 });
