@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, newKey, newOrg, nextLink } from "./helpers";
 
@@ -90,5 +91,40 @@ describe("pagination", () => {
     });
     expect(response.status).toBe(400);
     expect(response.body.errors[0].location).toBe("query.cursor");
+  });
+
+  it("seals its cursors: opaque, bound to their list and organization, tamper-evident", async () => {
+    const a = await newOrg("sealed-a");
+    const b = await newOrg("sealed-b");
+    await newKey(a.admin, a.project.id);
+    await newKey(a.admin, a.project.id);
+    const first = await call("GET", `/v1/api-keys?project_id=${a.project.id}&limit=1`, {
+      token: a.admin,
+    });
+    const next = nextLink(first.headers) as string;
+    const cursor = new URL(next, "http://x").searchParams.get("cursor") as string;
+    expect(cursor).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    // The row number it stands for is nowhere in it: nothing about other tenants' volume leaks.
+    const seq = await env.DB.prepare("select seq from api_keys where id = ?")
+      .bind(first.body[0].id)
+      .first<{ seq: number }>();
+    const bytes = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    expect(bytes).not.toContain(String(seq?.seq));
+    expect((await call("GET", next, { token: a.admin })).status).toBe(200);
+
+    const replays = [
+      // another list of the same organization
+      [`/v1/projects?cursor=${cursor}`, a.admin],
+      [`/v1/organizations/${a.org}/audit-log?cursor=${cursor}`, a.admin],
+      // the same list shape in another organization
+      [`/v1/api-keys?project_id=${b.project.id}&cursor=${cursor}`, b.admin],
+      // altered by one character
+      [next.replace(/cursor=(.)/, (_, c) => `cursor=${c === "A" ? "B" : "A"}`), a.admin],
+    ] as const;
+    for (const [path, token] of replays) {
+      const response = await call("GET", path, { token });
+      expect(response.status, path).toBe(400);
+      expect(response.body.errors[0].location).toBe("query.cursor");
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { and, desc, eq, lt } from "drizzle-orm";
 import { auditEvents } from "../db/schema";
 import type { Core } from "./context";
-import { decodeCursor, type PageRequest, toPage } from "./pagination";
+import { openCursor, type PageRequest, toPage } from "./pagination";
 import type { Actor } from "./principal";
 import { actorId } from "./principal";
 
@@ -38,7 +38,8 @@ export function auditValues(core: Core, actor: Actor, entry: AuditEntry) {
 
 /** Newest first. */
 export async function listAuditEvents(core: Core, organizationId: string, page: PageRequest) {
-  const after = decodeCursor(page.cursor);
+  const list = { kind: "audit_events", organizationId };
+  const after = await openCursor(core, list, page.cursor);
   const rows = await core.db
     .select()
     .from(auditEvents)
@@ -50,5 +51,5 @@ export async function listAuditEvents(core: Core, organizationId: string, page: 
     )
     .orderBy(desc(auditEvents.seq))
     .limit(page.limit + 1);
-  return toPage(rows, page.limit);
+  return toPage(core, list, rows, page.limit);
 }

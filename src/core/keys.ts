@@ -6,7 +6,7 @@ import { type Core, defaultKeyPrefix } from "./context";
 import { conflict, forbidden, invalidField, notFound } from "./errors";
 import { publishKey } from "./key-cache";
 import { generateKey } from "./key-material";
-import { decodeCursor, type PageRequest, toPage } from "./pagination";
+import { openCursor, type PageRequest, toPage } from "./pagination";
 import {
   type Actor,
   actorId,
@@ -202,7 +202,12 @@ export async function listKeys(
   } else if (principal.type === "api_key" && principal.projectId !== null) {
     scope = eq(apiKeys.projectId, principal.projectId);
   }
-  const after = decodeCursor(page.cursor);
+  const list = {
+    kind: "api_keys",
+    organizationId: principal.organizationId,
+    filter: filter.projectId,
+  };
+  const after = await openCursor(core, list, page.cursor);
   const rows = await core.db
     .select()
     .from(apiKeys)
@@ -215,7 +220,7 @@ export async function listKeys(
     )
     .orderBy(asc(apiKeys.seq))
     .limit(page.limit + 1);
-  return toPage(rows, page.limit);
+  return toPage(core, list, rows, page.limit);
 }
 
 /** Admin-only: changing org-scoped or admin-managed keys. */

@@ -1,3 +1,5 @@
+import type { Core } from "./context";
+import { fromBase64Url, seal, toBase64Url, unseal } from "./crypto";
 import { invalidField } from "./errors";
 
 /** A page request: `limit` rows after the opaque `cursor`. */
@@ -15,31 +17,61 @@ export interface Page<T> {
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 100;
 
-// Cursors wrap the row's `seq`, a monotonically increasing row number: rows added while a
-// client pages never shift the rows it has not seen yet.
-export function encodeCursor(seq: number): string {
-  return btoa(`s:${seq}`).replace(/=+$/, "");
+/**
+ * The list a cursor belongs to: its kind, organization and filter. A cursor opens only on the
+ * list it came from, so replaying it elsewhere is a 400, not a silently empty page.
+ */
+export interface ListIdentity {
+  kind: string;
+  organizationId: string;
+  filter?: string | null | undefined;
 }
 
-export function decodeCursor(cursor: string | undefined): number | null {
+const listContext = (list: ListIdentity) =>
+  `cursor:${list.kind}:${list.organizationId}:${list.filter ?? ""}`;
+
+// Cursors carry the last row's `seq`, a monotonically increasing row number, so rows added
+// while a client pages never shift the rows it has not seen yet. The number is sealed
+// (AES-GCM under ENCRYPTION_KEY, the list as additional data): it is global across tenants,
+// and in clear it would tell every client how many rows the service holds.
+async function encodeCursor(core: Core, list: ListIdentity, seq: number): Promise<string> {
+  return toBase64Url(await seal(core.env.ENCRYPTION_KEY, String(seq), listContext(list)));
+}
+
+/** The `seq` a cursor points after, or null without one; 400 for any other string. */
+export async function openCursor(
+  core: Core,
+  list: ListIdentity,
+  cursor: string | undefined,
+): Promise<number | null> {
   if (cursor === undefined) return null;
-  let decoded = "";
+  let seq = Number.NaN;
   try {
-    decoded = atob(cursor);
+    const bytes = fromBase64Url(cursor);
+    if (bytes.length > 12 && bytes.length <= 64) {
+      const text = await unseal(core.env.ENCRYPTION_KEY, bytes, listContext(list));
+      if (/^\d{1,15}$/.test(text)) seq = Number(text);
+    }
   } catch {
-    // fall through to the error below
+    // not ours, altered, or from another list: the error below
   }
-  const match = /^s:(\d{1,15})$/.exec(decoded);
-  if (!match) throw invalidField("query.cursor", "is not a cursor this API issued", cursor);
-  return Number(match[1]);
+  if (Number.isNaN(seq)) {
+    throw invalidField("query.cursor", "is not a cursor this API issued for this list", cursor);
+  }
+  return seq;
 }
 
 /** Rows are fetched with limit + 1 to learn whether a next page exists. */
-export function toPage<T extends { seq: number }>(rows: T[], limit: number): Page<T> {
+export async function toPage<T extends { seq: number }>(
+  core: Core,
+  list: ListIdentity,
+  rows: T[],
+  limit: number,
+): Promise<Page<T>> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return {
     items,
-    nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
+    nextCursor: rows.length > limit && last ? await encodeCursor(core, list, last.seq) : null,
   };
 }

@@ -11,7 +11,7 @@ import { auditInsert, auditValues } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
 import { decrypt, encrypt, newWebhookSecret } from "./crypto";
 import { conflict, forbidden, invalidField, notFound } from "./errors";
-import { decodeCursor, type PageRequest, toPage } from "./pagination";
+import { openCursor, type PageRequest, toPage } from "./pagination";
 import {
   type Actor,
   type Principal,
@@ -102,7 +102,8 @@ export async function getProject(core: Core, principal: Principal, projectId: st
 
 export async function listProjects(core: Core, principal: Principal, page: PageRequest) {
   requireScope(principal, "projects:read");
-  const after = decodeCursor(page.cursor);
+  const list = { kind: "projects", organizationId: principal.organizationId };
+  const after = await openCursor(core, list, page.cursor);
   const rows = await core.db
     .select()
     .from(projects)
@@ -117,7 +118,7 @@ export async function listProjects(core: Core, principal: Principal, page: PageR
     )
     .orderBy(asc(projects.seq))
     .limit(page.limit + 1);
-  return toPage(rows, page.limit);
+  return toPage(core, list, rows, page.limit);
 }
 
 export async function updateProject(

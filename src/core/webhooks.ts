@@ -11,7 +11,7 @@ import { auditValues } from "./audit";
 import type { Core } from "./context";
 import { decrypt, encrypt, signWebhook } from "./crypto";
 import { conflict, notFound } from "./errors";
-import { decodeCursor, type PageRequest, toPage } from "./pagination";
+import { openCursor, type PageRequest, toPage } from "./pagination";
 import { type Actor, type Principal, requireScope } from "./principal";
 import { findProject, webhookSecrets } from "./projects";
 
@@ -79,7 +79,12 @@ export async function listDeliveries(
 ) {
   requireScope(principal, "projects:read");
   const project = await findProject(core, principal, projectId);
-  const before = decodeCursor(page.cursor);
+  const list = {
+    kind: "webhook_deliveries",
+    organizationId: project.organizationId,
+    filter: project.id,
+  };
+  const before = await openCursor(core, list, page.cursor);
   const rows = await core.db
     .select()
     .from(webhookDeliveries)
@@ -92,7 +97,7 @@ export async function listDeliveries(
     )
     .orderBy(desc(webhookDeliveries.seq))
     .limit(page.limit + 1);
-  return toPage(rows, page.limit);
+  return toPage(core, list, rows, page.limit);
 }
 
 /**
