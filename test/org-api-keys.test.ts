@@ -146,6 +146,40 @@ describe("roles and org-scoped keys", () => {
     expect(byKey.status).toBe(403);
   });
 
+  it("an org-scoped key holding * acts as an org admin; a project key holding * does not", async () => {
+    const full = await call("POST", base, {
+      token: org.admin,
+      body: { name: "admin automation", scopes: ["*"] },
+    });
+    const token = full.body.plaintext_api_key as string;
+    // The seed's own example, with the seed's own credential: an org-scoped key.
+    const created = await call("POST", base, { token, body: { name: "string", scopes: ["x"] } });
+    expect(created.status).toBe(201);
+    expect(created.body.api_key).toMatchObject({ project_id: null, source: "api" });
+    const managed = await call("POST", `/api/v1/projects/${org.project.id}/keys`, {
+      token,
+      body: { is_admin_managed: true },
+    });
+    expect(managed.status).toBe(201);
+    const revoked = await call("DELETE", `${base}/${created.body.api_key.id}`, { token });
+    expect(revoked.body).toEqual({ revoked: true });
+
+    const projectStar = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    for (const [path, body] of [
+      [base, { name: "x", scopes: [] }],
+      [`/api/v1/projects/${org.project.id}/keys`, { is_admin_managed: true }],
+    ] as const) {
+      expect((await call("POST", path, { token: projectStar.key, body })).status, path).toBe(403);
+    }
+    expect(
+      (
+        await call("GET", `/v1/projects/${org.project.id}/webhook-secret`, {
+          token: projectStar.key,
+        })
+      ).status,
+    ).toBe(403);
+  });
+
   it("only admins revoke or rotate org-scoped keys", async () => {
     const target = await call("POST", base, { token: org.admin, body: { name: "t", scopes: [] } });
     const id = target.body.api_key.id;

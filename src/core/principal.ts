@@ -40,13 +40,21 @@ export function requireScope(principal: Principal, scope: ManagementScope): void
   }
 }
 
-export function requireAdmin(principal: Principal, action: string): void {
-  if (principal.type !== "user" || !principal.isAdmin) {
-    throw forbidden(`Only organization admins can ${action}.`);
-  }
-}
+/**
+ * Org admins: a Clerk user with the admin role, or an org-scoped API key holding `*` (the
+ * automation an admin made to act for them: only admins, or such keys, can create one, and
+ * no other key can grant `*`). Project keys never are, whatever their scopes.
+ */
+export const isAdmin = (principal: Principal) =>
+  principal.type === "user"
+    ? principal.isAdmin
+    : principal.type === "api_key" &&
+      principal.projectId === null &&
+      principal.scopes.includes("*");
 
-export const isAdmin = (principal: Principal) => principal.type === "user" && principal.isAdmin;
+export function requireAdmin(principal: Principal, action: string): void {
+  if (!isAdmin(principal)) throw forbidden(`Only organization admins can ${action}.`);
+}
 
 /** The org in a path must be the caller's own; any other answers 404, revealing nothing. */
 export function requireOrganization(principal: Principal, organizationId: string): void {
