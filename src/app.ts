@@ -177,11 +177,19 @@ export function createApp() {
   registerProjectKeys(app);
   registerAudit(app);
 
+  // Both seeds' scheme names: any route takes either credential (SPEC "Authentication").
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
     scheme: "bearer",
     description:
-      "A Keygate API key (`capy_live_…`) or a Clerk session JWT (`eyJ…`) with an active organization.",
+      "Org or project-scoped API key, format capy_live_...; Clerk session tokens also accepted.",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerClerk", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description:
+      "Clerk session JWT from an authenticated dashboard user. Format: Bearer eyJ.... A Keygate API key (bearerAuth) is accepted too.",
   });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

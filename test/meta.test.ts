@@ -52,7 +52,16 @@ describe("meta routes", () => {
     expect(operations.sort()).toEqual([...EXPECTED_OPERATIONS].sort());
     const revoke = doc.paths["/api/v1/projects/{projectId}/keys/{keyId}"].delete;
     expect(revoke.parameters.map((p: { name: string }) => p.name)).toEqual(["projectId", "keyId"]);
-    expect(revoke.security).toEqual([{ bearerAuth: [] }]);
+    // Seed 002's own scheme name, with the API-key scheme as the alternative it also takes.
+    expect(revoke.security).toEqual([{ bearerClerk: [] }, { bearerAuth: [] }]);
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual([
+      "bearerAuth",
+      "bearerClerk",
+    ]);
+    // Response timestamps are declared as date-time, as the seeds show them.
+    const key = doc.components.schemas.ApiKey.properties;
+    expect(key.created_at).toMatchObject({ type: "string", format: "date-time" });
+    expect(key.revoked_at).toMatchObject({ format: "date-time" });
     expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
     const seed000 = doc.paths["/v1/organizations/{orgID}/api-keys"].post.responses["201"];
     const schema = seed000.content["application/json"].schema;

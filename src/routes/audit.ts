@@ -8,6 +8,7 @@ import {
   type AppEnv,
   bearerSecurity,
   errorResponses,
+  InstantSchema,
   iso,
   jsonResponse,
   PageQuerySchema,
@@ -28,7 +29,7 @@ const AuditEventSchema = z
     ip: z.string().nullable(),
     user_agent: z.string().nullable(),
     metadata: z.record(z.string(), z.unknown()),
-    created_at: z.string(),
+    created_at: InstantSchema,
   })
   .openapi("AuditEvent");
 

@@ -8,6 +8,7 @@ import {
   bearerSecurity,
   DeviceNameSchema,
   errorResponses,
+  InstantSchema,
   iso,
   jsonBody,
   jsonResponse,
@@ -25,18 +26,18 @@ import {
 
 const OrgApiKeySchema = z
   .object({
-    created_at: z.string(),
+    created_at: InstantSchema,
     created_by_user_id: z.string().nullable(),
     device_name: z.string().nullable(),
-    expires_at: z.string().nullable(),
+    expires_at: InstantSchema.nullable(),
     id: z.string(),
     is_active: z.boolean(),
     key_prefix: z.string(),
-    last_used_at: z.string().nullable(),
+    last_used_at: InstantSchema.nullable(),
     name: z.string(),
     organization_id: z.string(),
     project_id: z.string().nullable(),
-    revoked_at: z.string().nullable(),
+    revoked_at: InstantSchema.nullable(),
     scopes: z.array(z.string()),
     source: z.string(),
   })

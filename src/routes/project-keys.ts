@@ -7,10 +7,11 @@ import {
   type AppEnv,
   bearerSecurity,
   errorResponses,
+  InstantSchema,
   iso,
-  jsonBody,
   jsonResponse,
   NameSchema,
+  optionalJsonBody,
   PageQuerySchema,
   ProblemSchema,
   requireAuth,
@@ -26,14 +27,14 @@ const DEFAULT_NAME = "Untitled key";
 
 const ProjectKeySchema = z
   .object({
-    created_at: z.string(),
+    created_at: InstantSchema,
     created_by: z.string().nullable(),
-    expires_at: z.string().nullable(),
+    expires_at: InstantSchema.nullable(),
     is_active: z.boolean(),
     is_admin_managed: z.boolean(),
     key_id: z.string(),
     key_prefix: z.string(),
-    last_used_at: z.string().nullable(),
+    last_used_at: InstantSchema.nullable(),
     name: z.string(),
     project_id: z.string().nullable(),
     scopes: z.array(z.string()),
@@ -62,7 +63,12 @@ const ProjectParams = z.object({
     description: "Project UUID",
   }),
 });
-const common = { tags: ["Project keys"], security: bearerSecurity, middleware: requireAuth };
+// Seed 002 names the Clerk scheme; API keys are accepted on every surface all the same.
+const common = {
+  tags: ["Project keys"],
+  security: [{ bearerClerk: [] }, ...bearerSecurity],
+  middleware: requireAuth,
+};
 
 const list = createRoute({
   ...common,
@@ -109,7 +115,7 @@ const create = createRoute({
   path: "/api/v1/projects/{projectId}/keys",
   summary: "Create an API key",
   description: "Every field is optional. Only org admins create admin-managed keys.",
-  request: { params: ProjectParams, body: jsonBody(CreateInputSchema) },
+  request: { params: ProjectParams, body: optionalJsonBody(CreateInputSchema) },
   responses: {
     201: jsonResponse(CreateOutputSchema, "The key and its plaintext."),
     ...writeErrorResponses,

@@ -16,6 +16,7 @@ import {
   type AppEnv,
   bearerSecurity,
   errorResponses,
+  InstantSchema,
   iso,
   jsonBody,
   jsonResponse,
@@ -34,8 +35,8 @@ const ProjectSchema = z
     organization_id: z.string(),
     name: z.string(),
     key_prefix: z.string(),
-    created_at: z.string(),
-    updated_at: z.string(),
+    created_at: InstantSchema,
+    updated_at: InstantSchema,
   })
   .openapi("Project");
 
@@ -44,7 +45,7 @@ const EnvironmentSchema = z
     id: z.string(),
     project_id: z.string(),
     name: z.string(),
-    created_at: z.string(),
+    created_at: InstantSchema,
   })
   .openapi("Environment");
 
@@ -52,7 +53,7 @@ const WebhookSecretSchema = z
   .object({
     webhook_signing_secret: z.string(),
     previous_webhook_signing_secret: z.string().nullable(),
-    previous_secret_expires_at: z.string().nullable(),
+    previous_secret_expires_at: InstantSchema.nullable(),
   })
   .openapi("WebhookSecret");
 
@@ -65,12 +66,12 @@ const DeliverySchema = z
     url: z.string(),
     status: z.enum(["pending", "delivered", "failed"]),
     attempts: z.number().int(),
-    next_attempt_at: z.string().nullable(),
-    last_attempt_at: z.string().nullable(),
+    next_attempt_at: InstantSchema.nullable(),
+    last_attempt_at: InstantSchema.nullable(),
     last_status_code: z.number().int().nullable(),
     last_error: z.string().nullable(),
-    delivered_at: z.string().nullable(),
-    created_at: z.string(),
+    delivered_at: InstantSchema.nullable(),
+    created_at: InstantSchema,
   })
   .openapi("WebhookDelivery");
 

@@ -94,6 +94,11 @@ export const ScopesSchema = z
   .array(ScopeSchema)
   .max(50)
   .openapi({ example: ["keys:read", "deploy"] });
+/** A timestamp in a response: RFC 3339 UTC, or null where the field is nullable. */
+export const InstantSchema = z
+  .string()
+  .openapi({ format: "date-time", example: "2019-08-24T14:15:22Z" });
+
 /** The last instant whose RFC 3339 UTC form has a four-digit year (what we answer with). */
 const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export const TimestampSchema = z.iso
@@ -195,7 +200,6 @@ export const errorResponses = {
   401: problem("Missing or invalid credentials."),
   403: problem("Authenticated, but not allowed."),
   404: problem("Not found, or not visible to the caller."),
-  409: problem("Conflicts with the resource's current state."),
   429: problem("Too many requests from this caller: wait for `Retry-After` seconds."),
   503: problem("Storage unavailable; retry."),
 } as const;
@@ -207,12 +211,22 @@ export const bodyErrorResponses = {
 } as const;
 
 /** The error responses of a management route that takes a body. */
-export const writeErrorResponses = { ...errorResponses, ...bodyErrorResponses } as const;
+export const writeErrorResponses = {
+  ...errorResponses,
+  409: problem("Conflicts with the resource's current state."),
+  ...bodyErrorResponses,
+} as const;
 
 export const jsonBody = <T extends z.ZodType>(schema: T, description?: string) => ({
   required: true,
   ...(description ? { description } : {}),
   content: { "application/json": { schema } },
+});
+
+/** A body whose fields are all optional: a bare POST is `{}` (see the app's body guard). */
+export const optionalJsonBody = <T extends z.ZodType>(schema: T) => ({
+  ...jsonBody(schema, "Optional: a POST without a body means `{}`."),
+  required: false,
 });
 
 export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({

@@ -5,6 +5,7 @@ import {
   type AppEnv,
   bodyErrorResponses,
   errorResponses,
+  InstantSchema,
   jsonBody,
   jsonResponse,
   ScopesSchema,
@@ -27,7 +28,7 @@ export const VerifyResultSchema = z
     project_id: z.string().nullable(),
     environment_id: z.string().nullable(),
     scopes: z.array(z.string()).nullable(),
-    expires_at: z.string().nullable(),
+    expires_at: InstantSchema.nullable(),
     in_grace: z.boolean(),
   })
   .openapi("VerifyResult");

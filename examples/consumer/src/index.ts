@@ -66,4 +66,24 @@ export default {
     if (env.KEYGATE_API) return env.KEYGATE_API.fetch(request);
     return Response.json({ error: "Not found." }, { status: 404 });
   },
+
+  // Local development: `wrangler dev` delivers cron runs (`/cdn-cgi/local/scheduled`) to the
+  // first config, this consumer; hand them to Keygate, whose jobs they are.
+  async scheduled(controller, env) {
+    if (!env.KEYGATE_API) return;
+    const keygate = env.KEYGATE_API as Fetcher & {
+      scheduled(options: {
+        scheduledTime: Date;
+        cron: string;
+      }): Promise<{ outcome: string } | undefined>;
+    };
+    // Across `wrangler dev` workers the result may be undefined; a failed run still throws.
+    const result = await keygate.scheduled({
+      scheduledTime: new Date(controller.scheduledTime),
+      cron: controller.cron,
+    });
+    if (result && result.outcome !== "ok") {
+      throw new Error(`Keygate's scheduled run ended with "${result.outcome}".`);
+    }
+  },
 } satisfies ExportedHandler<Env>;
