@@ -3,7 +3,7 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { authorizedParties } from "./core/authenticate";
 import { createCore } from "./core/context";
-import { Problem, type ProblemKind } from "./core/errors";
+import { loggable, Problem, type ProblemKind } from "./core/errors";
 import { isStorageFault, withStorageFaults } from "./core/storage-faults";
 import { registerApiKeys } from "./routes/api-keys";
 import { registerAudit } from "./routes/audit";
@@ -218,7 +218,9 @@ export function createApp() {
 
   app.onError((error, c) => {
     const problem = toProblem(error);
-    if (problem.status >= 500) console.error("request failed", c.req.method, c.req.path, error);
+    if (problem.status >= 500) {
+      console.error(`request failed: ${c.req.method} ${c.req.path}:`, loggable(error));
+    }
     return renderProblem(c, problem);
   });
 

@@ -1,6 +1,6 @@
 import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
 import { type Core, createCore } from "./core/context";
-import { Problem } from "./core/errors";
+import { loggable, Problem } from "./core/errors";
 import { publishKey } from "./core/key-cache";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
 import { deliverDue } from "./core/webhooks";
@@ -111,7 +111,7 @@ export async function runScheduled(
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
   if (failures.length > 0) {
-    for (const failure of failures) console.error("scheduled job failed", failure);
+    for (const failure of failures) console.error("scheduled job failed:", loggable(failure));
     throw new AggregateError(failures, "Scheduled run failed.");
   }
   return { rotated, ...delivered, swept };

@@ -217,4 +217,26 @@ describe("Keygate API keys as bearer tokens", () => {
     expect(rotated.status).toBe(201);
     expect(rotated.body.scopes).toEqual(["keys:write", "deploy"]);
   });
+
+  it("never lets a key steer a stronger key: no PATCH of its webhook, interval or expiry", async () => {
+    const writer = await newKey(org.admin, org.project.id, { scopes: ["keys:write"] });
+    const powerful = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    for (const body of [
+      { rotation_webhook_url: "https://attacker.example/hook", rotation_interval_days: 1 },
+      { expires_at: null },
+      { name: "renamed" },
+    ]) {
+      const steer = await call("PATCH", `/v1/api-keys/${powerful.id}`, { token: writer.key, body });
+      expect(steer.status, JSON.stringify(body)).toBe(403);
+    }
+    const unchanged = await call("GET", `/v1/api-keys/${powerful.id}`, { token: org.admin });
+    expect(unchanged.body).toMatchObject({ name: powerful.name, rotation_webhook_url: null });
+    // Its peers it may still change.
+    const peer = await newKey(org.admin, org.project.id, { scopes: ["keys:write", "deploy"] });
+    const renamed = await call("PATCH", `/v1/api-keys/${peer.id}`, {
+      token: writer.key,
+      body: { name: "renamed" },
+    });
+    expect(renamed.status).toBe(200);
+  });
 });

@@ -2,12 +2,19 @@
 // and `env` here is the object it sees, so a spy on a binding is a fault in production's
 // shape. Verification fails closed (a 503 problem, never `valid: true`); management answers
 // a 503 problem with Retry-After and leaves no partial write.
+import {
+  createExecutionContext,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { inspect } from "node:util";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { memoryCache } from "../src/core/key-cache";
 import { generateKey } from "../src/core/key-material";
+import worker from "../src/index";
 import { d1Snapshot, expectProblem, type Json, send } from "./hardening";
-import { newOrg } from "./helpers";
+import { call, newKey, newOrg } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -539,5 +546,66 @@ describe("a cache refresh that fails after the change is committed", () => {
     });
     // The old key is revoked where the rotation ran, at once.
     expect((await verify(key.key)).body.code).toBe("REVOKED");
+  });
+});
+
+describe("logs under storage faults", () => {
+  it("never logs a query's parameters (they can hold a key's ciphertext)", async () => {
+    const org = await newOrg("quietlogs");
+    const key = await newKey(org.admin, org.project.id, {
+      rotation_webhook_url: "https://hooks.example/quiet",
+    });
+    expect(
+      (await call("POST", `/v1/api-keys/${key.id}/rotate`, { token: org.admin, body: {} })).status,
+    ).toBe(201);
+    const sealed = (
+      await env.DB.prepare(
+        "select encrypted_key from webhook_deliveries where key_id = (select replaced_by_key_id from api_keys where id = ?)",
+      )
+        .bind(key.id)
+        .first<{ encrypted_key: string }>()
+    )?.encrypted_key as string;
+    expect(sealed).toMatch(/^v1\./);
+
+    vi.spyOn(globalThis, "fetch").mockResolvedValue(new Response(null, { status: 500 }));
+    const prepare = env.DB.prepare.bind(env.DB);
+    vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      const statement = prepare(sql);
+      // Recording the attempt's outcome fails when it runs: drizzle wraps that error with
+      // the statement's SQL and parameters ("Failed query: … params: …").
+      if (!/^update "webhook_deliveries" set "status"/.test(sql)) return statement;
+      const failing = (target: D1PreparedStatement): D1PreparedStatement =>
+        new Proxy(target, {
+          get(inner, property) {
+            if (property === "bind") {
+              return (...values: unknown[]) => failing(inner.bind(...values));
+            }
+            if (["run", "all", "raw", "first"].includes(String(property))) {
+              return async () => {
+                throw new Error("D1_ERROR: overloaded");
+              };
+            }
+            return Reflect.get(inner, property, inner);
+          },
+        });
+      return failing(statement);
+    });
+    const logged: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => {
+      // As a console prints them: errors with their messages, causes and properties.
+      logged.push(
+        args.map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6 }))).join(" "),
+      );
+    });
+    const controller = createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" });
+    const ctx = createExecutionContext();
+    await worker.scheduled(controller, env, ctx).catch(() => undefined);
+    await waitOnExecutionContext(ctx);
+
+    expect(logged.join("\n")).toContain("D1_ERROR: overloaded");
+    for (const line of logged) {
+      expect(line).not.toContain(sealed.slice(3, 30));
+      expect(line).not.toMatch(/params:/);
+    }
   });
 });

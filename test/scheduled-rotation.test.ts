@@ -244,6 +244,40 @@ describe("scheduled rotation", () => {
     expect(audits?.n).toBe(3);
   });
 
+  it("never copies a stale row: a PATCH between the run's read and its claim wins", async () => {
+    const { admin, project } = await newOrg("stalecopy");
+    const key = await newKey(admin, project.id, {
+      scopes: ["read", "deploy:prod"],
+      rotation_interval_days: 1,
+    });
+    const runAt = Date.parse(key.next_rotation_at);
+    const narrowed = { scopes: ["read"], expires_at: iso(runAt + 3 * DAY) };
+    // The admin narrows the key while the run is between selecting it and rotating it.
+    const batch = env.DB.batch.bind(env.DB);
+    let patched = false;
+    vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+      if (!patched) {
+        patched = true;
+        const patch = await call("PATCH", `/v1/api-keys/${key.id}`, {
+          token: admin,
+          body: narrowed,
+        });
+        expect(patch.status).toBe(200);
+      }
+      return batch(statements);
+    });
+    await runCron(runAt);
+    vi.restoreAllMocks();
+    expect(patched).toBe(true);
+    expect(await keyRow(key.id)).toMatchObject({ replaced_by_key_id: null });
+
+    // The next run reads the key afresh: the successor has what the admin set.
+    await runCron(runAt + MINUTE);
+    const old = await getKey(admin, key.id);
+    expect(old.replaced_by_key_id).not.toBeNull();
+    expect(await getKey(admin, old.replaced_by_key_id)).toMatchObject(narrowed);
+  });
+
   it("leaves revoked, already replaced and expired keys alone", async () => {
     const { admin, project } = await newOrg("inactive");
     const revoked = await newKey(admin, project.id, { rotation_interval_days: 1 });
@@ -453,7 +487,10 @@ describe("job isolation", () => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
     try {
       await expect(runCron(runAt)).rejects.toThrow();
-      expect(logged).toHaveBeenCalledWith("scheduled job failed", expect.any(SyntaxError));
+      expect(logged).toHaveBeenCalledWith(
+        "scheduled job failed:",
+        expect.stringContaining("SyntaxError"),
+      );
     } finally {
       await env.DB.prepare("update api_keys set scopes = '[]' where id = ?")
         .bind(poisoned.id)

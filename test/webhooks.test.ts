@@ -691,8 +691,8 @@ describe("retrying a delivery", () => {
     expect(await retriesAudited(delivery.id)).toBe(1);
   });
 
-  it("records the success of an attempt that was in flight when a retry was asked for", async () => {
-    const { admin, project, url, delivery } = await rotatedKey("retry-inflight");
+  /** A cron run whose attempt at `url` has been sent and waits for `release(response)`. */
+  async function attemptInFlight(url: string) {
     let release: (response: Response) => void = () => {};
     const answer = new Promise<Response>((resolve) => {
       release = resolve;
@@ -703,6 +703,12 @@ describe("retrying a delivery", () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(hooks.to(url)).toHaveLength(1);
+    return { hooks, run, release };
+  }
+
+  it("records the success of an attempt that was in flight when a retry was asked for", async () => {
+    const { admin, project, url, delivery } = await rotatedKey("retry-inflight");
+    const { hooks, run, release } = await attemptInFlight(url);
 
     expect((await retry(admin, project.id, delivery.id)).status).toBe(200);
     release(new Response("ok"));
@@ -712,6 +718,24 @@ describe("retrying a delivery", () => {
     expect((await deliveryRow(delivery.id))?.encrypted_key).toBeNull();
     await runCron(Date.now() + HOUR);
     expect(hooks.to(url)).toHaveLength(1);
+  });
+
+  it("keeps a retry asked for while a failing attempt was in flight", async () => {
+    const { admin, project, url, delivery } = await rotatedKey("retry-inflight-fail");
+    const { hooks, run, release } = await attemptInFlight(url);
+
+    const requeued = await retry(admin, project.id, delivery.id);
+    expect(requeued.status).toBe(200);
+    release(new Response("down", { status: 500 }));
+    await run;
+
+    // The failure did not overwrite the retry: pending, attempts from 0, due at once.
+    expect((await deliveries(admin, project.id))[0]).toMatchObject({
+      status: "pending",
+      attempts: 0,
+      next_attempt_at: requeued.body.next_attempt_at,
+    });
+    expect((await deliveryRow(delivery.id))?.encrypted_key).toMatch(/^v1\./);
   });
 
   it("requeues a failed delivery that still holds its key", async () => {

@@ -106,3 +106,24 @@ export const invalidField = (location: string, message: string, value: unknown) 
   new Problem("validation", `${location}: ${message}`, {
     errors: [{ location, message, value }],
   });
+
+/**
+ * An error as it may be logged: the name and message of it and of its causes. drizzle's
+ * "Failed query: … params: …" text is withheld: its parameters can be ciphertexts of keys or
+ * secrets, and its cause says what went wrong. Stacks are kept for Keygate's own errors.
+ */
+export function loggable(error: unknown, depth = 0): string {
+  if (depth > 4) return "…";
+  if (error instanceof AggregateError) {
+    const inner = error.errors.map((e) => loggable(e, depth + 1)).join("; ");
+    return `${error.name}: ${error.message} [${inner}]`;
+  }
+  if (!(error instanceof Error)) return typeof error === "string" ? error : typeof error;
+  const query = error.message.startsWith("Failed query:");
+  const self = query
+    ? `${error.name}: a query failed (its parameters are not logged)`
+    : (error.stack ?? `${error.name}: ${error.message}`);
+  return error.cause === undefined
+    ? self
+    : `${self}\ncaused by ${loggable(error.cause, depth + 1)}`;
+}

@@ -3,7 +3,7 @@ import { insertWhere, previousChangedOneRow } from "../db/conditional";
 import { type ApiKeyRow, apiKeys, auditEvents, webhookDeliveries } from "../db/schema";
 import { auditValues } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
-import { conflict, forbidden, invalidField, notFound } from "./errors";
+import { conflict, forbidden, invalidField, loggable, notFound } from "./errors";
 import { publishKey } from "./key-cache";
 import { generateKey } from "./key-material";
 import { openCursor, type PageRequest, toPage } from "./pagination";
@@ -63,15 +63,19 @@ function sourceOf(principal: Principal): KeySource {
   }
 }
 
-/** An API key may hand out free-form scopes, but never management power it lacks itself. */
-function requireGrantable(principal: Principal, scopes: string[]): void {
+/**
+ * An API key may hand out free-form scopes, but never management power it lacks itself: not
+ * in a new key, and not by steering a stronger key it does not hold (rotating it, or setting
+ * where its rotations are delivered).
+ */
+function requireGrantable(principal: Principal, scopes: string[], what = "grant"): void {
   if (principal.type !== "api_key") return;
   const management = ["*", ...MANAGEMENT_SCOPES] as string[];
   const beyond = scopes.filter(
     (scope) => management.includes(scope) && !hasScope(principal.scopes, scope),
   );
   if (beyond.length > 0) {
-    throw forbidden(`This API key cannot grant scopes it does not hold: ${beyond.join(", ")}.`);
+    throw forbidden(`This API key cannot ${what} scopes it does not hold: ${beyond.join(", ")}.`);
   }
 }
 
@@ -243,6 +247,7 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
   requireScope(principal, "keys:write");
   const key = await findKey(core, principal, keyId);
   requireKeyAdmin(principal, key, "change");
+  requireGrantable(principal, key.scopes, "change a key with");
   if (input.scopes) requireGrantable(principal, input.scopes);
   const now = core.now();
   requireFuture("body.expires_at", input.expiresAt, now);
@@ -353,7 +358,7 @@ export async function rotateKey(
   const key = await findKey(core, principal, keyId, inProject);
   requireKeyAdmin(principal, key, "rotate");
   // The successor is a new credential with the old key's scopes: minting it is granting them.
-  requireGrantable(principal, key.scopes);
+  requireGrantable(principal, key.scopes, "rotate a key with");
   return rotateRow(core, actor, key, graceSeconds * 1000);
 }
 
@@ -408,6 +413,9 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
         eq(apiKeys.id, old.id),
         isNull(apiKeys.revokedAt),
         isNull(apiKeys.replacedByKeyId),
+        // The successor copies `old`: if the row changed since it was read (a PATCH of its
+        // scopes, expiry or webhook URL), the copy would resurrect what was just changed.
+        eq(apiKeys.updatedAt, old.updatedAt),
       ),
     )
     .returning();
@@ -449,14 +457,19 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     if (String(error).includes("UNIQUE")) claimed = undefined;
     else throw error;
   }
-  if (!claimed) throw conflict("This key was already rotated or revoked.");
+  if (!claimed) {
+    throw conflict("This key was rotated, revoked or changed meanwhile; read it and try again.");
+  }
   try {
     await publishKey(core, claimed);
   } catch (error) {
     // The rotation is committed and its plaintext exists only in this response: failing it
     // now would lose the new key for good (a retry answers 409). The old key's record is
     // already replaced in this isolate; elsewhere a stale KV copy lives out its TTL.
-    console.error("rotation committed; refreshing the old key's cache failed", old.id, error);
+    console.error(
+      `rotation committed; refreshing the old key's cache failed (${old.id}):`,
+      loggable(error),
+    );
   }
   return { old: claimed, fresh, plaintext: material.plaintext };
 }

@@ -1,4 +1,4 @@
-import { Problem } from "./errors";
+import { loggable, Problem } from "./errors";
 import type { Principal } from "./principal";
 
 /** The window of MANAGEMENT_RATE_LIMITER in wrangler.toml: a refused caller waits it out. */
@@ -31,7 +31,7 @@ export async function enforceRateLimit(
   try {
     outcome = await limiter.limit({ key: callerKey(principal) });
   } catch (error) {
-    console.error("rate limiter unavailable; request allowed", error);
+    console.error("rate limiter unavailable; request allowed:", loggable(error));
     return;
   }
   if (!outcome.success) {

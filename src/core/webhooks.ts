@@ -227,14 +227,19 @@ async function deliverOne(
       lastError: error?.slice(0, 500) ?? null,
       nextAttemptAt: delivered || givenUp ? null : now + backoffMs(attempt),
       deliveredAt: delivered ? now : null,
-      // The plaintext key is erased as soon as it is no longer needed.
-      encryptedKey: delivered || givenUp ? null : row.encryptedKey,
+      // The key is erased as soon as it is no longer needed (and otherwise left untouched:
+      // never sent back to D1 as a parameter).
+      ...(delivered || givenUp ? { encryptedKey: null } : {}),
       updatedAt: now,
     })
     .where(
       and(
         eq(webhookDeliveries.organizationId, row.organizationId),
         eq(webhookDeliveries.id, row.id),
+        // A success is recorded whatever happened meanwhile (nothing is sent twice); a
+        // failure only while the row is still this attempt's, so it cannot undo a retry
+        // queued meanwhile (attempts back to 0).
+        delivered ? undefined : eq(webhookDeliveries.attempts, attempt),
       ),
     );
   return delivered;
