@@ -180,6 +180,24 @@ describe("roles and org-scoped keys", () => {
     ).toBe(403);
   });
 
+  it("refuses a rotation webhook or a rotation schedule on an org-scoped key", async () => {
+    const target = await call("POST", base, { token: org.admin, body: { name: "t", scopes: [] } });
+    const id = target.body.api_key.id;
+    for (const [field, value] of [
+      ["rotation_webhook_url", "https://hooks.example/org"],
+      ["rotation_interval_days", 30],
+    ] as const) {
+      const patched = await call("PATCH", `/v1/api-keys/${id}`, {
+        token: org.admin,
+        body: { [field]: value },
+      });
+      expect(patched.status, field).toBe(400);
+      expect(patched.body.errors[0].location).toBe(`body.${field}`);
+    }
+    const unchanged = await call("GET", `/v1/api-keys/${id}`, { token: org.admin });
+    expect(unchanged.body).toMatchObject({ rotation_interval_days: null, next_rotation_at: null });
+  });
+
   it("only admins revoke or rotate org-scoped keys", async () => {
     const target = await call("POST", base, { token: org.admin, body: { name: "t", scopes: [] } });
     const id = target.body.api_key.id;

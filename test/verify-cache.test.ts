@@ -416,6 +416,26 @@ describe("storage faults fail closed", () => {
 });
 
 describe("junk never reaches storage", () => {
+  it("a revoked org-scoped key cannot make Keygate look up projects", async () => {
+    const { org, admin } = await newOrg();
+    const created = await call("POST", `/v1/organizations/${org}/api-keys`, {
+      token: admin,
+      body: { name: "org-wide", scopes: [] },
+    });
+    const key = created.body.plaintext_api_key as string;
+    await call("DELETE", `/v1/organizations/${org}/api-keys/${created.body.api_key.id}`, {
+      token: admin,
+    });
+    expect((await verify(key)).body.code).toBe("REVOKED"); // now cached
+    const reads = await readsDuring(async () => {
+      for (let i = 0; i < 5; i++) {
+        const response = await verify(key, { project_id: crypto.randomUUID() });
+        expect(response.body).toMatchObject({ valid: false, code: "REVOKED" });
+      }
+    });
+    expect(reads).toEqual({ kv: 0, d1: 0 });
+  });
+
   it("MALFORMED keys (format or checksum) make zero storage reads", async () => {
     const { admin, project } = await newOrg();
     const key: string = (await newKey(admin, project.id)).key;

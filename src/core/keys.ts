@@ -261,6 +261,15 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
       input.rotationWebhookUrl,
     );
   }
+  if (key.projectId === null && input.rotationIntervalDays) {
+    // Scheduled rotation hands the new key to the rotation webhook alone; an org-scoped key
+    // can have none, so rotating it on a schedule would only retire it after its grace.
+    throw invalidField(
+      "body.rotation_interval_days",
+      "org-scoped keys cannot have a rotation webhook, so they cannot rotate on a schedule",
+      input.rotationIntervalDays,
+    );
+  }
   const changes: Partial<ApiKeyRow> = {};
   if (input.name !== undefined) changes.name = input.name;
   if (input.scopes !== undefined) changes.scopes = input.scopes;

@@ -75,9 +75,10 @@ export async function verifyKey(
   const now = core.now();
   const record = memoryCache.get(hash, now) ?? (await lookup(core, hash, now));
   if (!record) return { result: rejected("NOT_FOUND"), record: null };
-  // An org-scoped key asked about a project: whether it reaches it depends on the owner.
+  // A live org-scoped key asked about a project: whether it reaches it depends on the owner.
+  // (A dead key is refused first, so it cannot make Keygate look projects up.)
   const owner =
-    options.projectId !== undefined && record.projectId === null
+    options.projectId !== undefined && record.projectId === null && deadCode(record, now) === null
       ? await projectOwner(core, options.projectId)
       : null;
   const result = decide(record, options, now, owner);
@@ -146,6 +147,16 @@ async function fillKv(core: Core, hash: string, record: KeyRecord): Promise<void
   }
 }
 
+/** Why a key is no good at `now` whatever it is asked, or null while it lives. */
+function deadCode(record: KeyRecord, now: number): "REVOKED" | "EXPIRED" | null {
+  // Any revocation stamp counts, even one after `now` (see isActive).
+  if (record.revokedAt !== null) return "REVOKED";
+  // A replaced key past its grace is revoked, whether or not the sweep has stamped it yet.
+  if (record.graceExpiresAt !== null && record.graceExpiresAt <= now) return "REVOKED";
+  if (record.expiresAt !== null && record.expiresAt <= now) return "EXPIRED";
+  return null;
+}
+
 /** The verdict; `owner` is the organization of `options.projectId` for org-scoped keys. */
 function decide(
   record: KeyRecord,
@@ -153,11 +164,8 @@ function decide(
   now: number,
   owner: string | null,
 ): VerifyResult {
-  // Any revocation stamp counts, even one after `now` (see isActive).
-  if (record.revokedAt !== null) return rejected("REVOKED");
-  // A replaced key past its grace is revoked, whether or not the sweep has stamped it yet.
-  if (record.graceExpiresAt !== null && record.graceExpiresAt <= now) return rejected("REVOKED");
-  if (record.expiresAt !== null && record.expiresAt <= now) return rejected("EXPIRED");
+  const dead = deadCode(record, now);
+  if (dead) return rejected(dead);
   if (options.projectId !== undefined) {
     const reaches =
       record.projectId === null
