@@ -2,19 +2,13 @@
 // and `env` here is the object it sees, so a spy on a binding is a fault in production's
 // shape. Verification fails closed (a 503 problem, never `valid: true`); management answers
 // a 503 problem with Retry-After and leaves no partial write.
-import {
-  createExecutionContext,
-  createScheduledController,
-  waitOnExecutionContext,
-} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { inspect } from "node:util";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { memoryCache } from "../src/core/key-cache";
 import { generateKey } from "../src/core/key-material";
-import worker from "../src/index";
 import { d1Snapshot, expectProblem, type Json, send } from "./hardening";
-import { call, newKey, newOrg } from "./helpers";
+import { call, newKey, newOrg, runCron } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -597,10 +591,7 @@ describe("logs under storage faults", () => {
         args.map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6 }))).join(" "),
       );
     });
-    const controller = createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" });
-    const ctx = createExecutionContext();
-    await worker.scheduled(controller, env, ctx).catch(() => undefined);
-    await waitOnExecutionContext(ctx);
+    await runCron(Date.now()).catch(() => undefined);
 
     expect(logged.join("\n")).toContain("D1_ERROR: overloaded");
     for (const line of logged) {

@@ -1,4 +1,8 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { importPKCS8, SignJWT } from "jose";
 import worker from "../src/index";
@@ -139,4 +143,12 @@ export function nextLink(headers: Headers): string | null {
   const url = new URL(target);
   if (url.origin !== BASE) throw new Error(`Link points elsewhere: ${target}`);
   return `${url.pathname}${url.search}`;
+}
+
+/** One cron run of the real Worker at `scheduledTime`, waiting for everything it started. */
+export async function runCron(scheduledTime: number) {
+  const controller = createScheduledController({ scheduledTime, cron: "* * * * *" });
+  const ctx = createExecutionContext();
+  await worker.scheduled(controller, env, ctx);
+  await waitOnExecutionContext(ctx);
 }

@@ -1,30 +1,13 @@
-// Scheduled rotation and the grace sweep, driven through the Worker's scheduled() handler.
-// Storage is shared by every test of this file and a cron run touches every due key, so each
-// test uses its own organization and asserts on its own keys only.
-import {
-  createExecutionContext,
-  createScheduledController,
-  waitOnExecutionContext,
-} from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hashKey } from "../src/core/key-material";
 import { ROTATION_BATCH, SWEEP_BATCH } from "../src/cron";
-import worker from "../src/index";
-import { call, newKey, newOrg, sessionToken, verify } from "./helpers";
+import { call, newKey, newOrg, runCron, sessionToken, verify } from "./helpers";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** One cron run of the real Worker at `scheduledTime`, waiting for everything it started. */
-async function runCron(scheduledTime: number) {
-  const controller = createScheduledController({ scheduledTime, cron: "* * * * *" });
-  const ctx = createExecutionContext();
-  await worker.scheduled(controller, env, ctx);
-  await waitOnExecutionContext(ctx);
-}
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected field by field
 type Json = any;

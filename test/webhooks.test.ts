@@ -1,18 +1,8 @@
-// Rotation webhooks: the outbox row, Standard Webhooks signing, retries with backoff,
-// give-up, secret rotation, URL rules and the deliveries routes.
-// Storage is shared by every test of this file and a cron run attempts every due delivery,
-// so each test uses its own organization and its own receiver URLs, and asserts on those.
-import {
-  createExecutionContext,
-  createScheduledController,
-  waitOnExecutionContext,
-} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_ATTEMPTS } from "../src/core/webhooks";
-import worker from "../src/index";
-import { call, newKey, newOrg, nextLink, verify } from "./helpers";
+import { call, newKey, newOrg, nextLink, runCron, verify } from "./helpers";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -22,14 +12,6 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected field by field
 type Json = any;
-
-/** One cron run of the real Worker at `scheduledTime`, waiting for everything it started. */
-async function runCron(scheduledTime: number) {
-  const controller = createScheduledController({ scheduledTime, cron: "* * * * *" });
-  const ctx = createExecutionContext();
-  await worker.scheduled(controller, env, ctx);
-  await waitOnExecutionContext(ctx);
-}
 
 interface Sent {
   url: string;
@@ -722,7 +704,7 @@ describe("retrying a delivery", () => {
 
   it("keeps a retry asked for while a failing attempt was in flight", async () => {
     const { admin, project, url, delivery } = await rotatedKey("retry-inflight-fail");
-    const { hooks, run, release } = await attemptInFlight(url);
+    const { run, release } = await attemptInFlight(url);
 
     const requeued = await retry(admin, project.id, delivery.id);
     expect(requeued.status).toBe(200);
