@@ -63,6 +63,17 @@ function manualCore(now: number) {
   return { core, clock, pending, settle: () => Promise.all(pending.splice(0)) };
 }
 
+/** A fresh key, verified once through a core on a manual clock, its background work done. */
+async function primedCore() {
+  const { admin, project } = await newOrg();
+  const key = await newKey(admin, project.id);
+  const start = Date.now();
+  const manual = manualCore(start);
+  await verifyKey(manual.core, key.key);
+  await manual.settle();
+  return { admin, key, start, ...manual };
+}
+
 describe("tiers: memory → KV → D1", () => {
   it("first verify reads D1 and fills KV and memory; the second is a memory hit", async () => {
     const { admin, project } = await newOrg();
@@ -130,12 +141,7 @@ describe("tiers: memory → KV → D1", () => {
   });
 
   it("a memory entry expires after MEMORY_TTL_MS and the next verify asks KV", async () => {
-    const { admin, project } = await newOrg();
-    const key = await newKey(admin, project.id);
-    const start = Date.now();
-    const { core, clock, settle } = manualCore(start);
-    await verifyKey(core, key.key);
-    await settle();
+    const { key, core, clock, settle, start } = await primedCore();
 
     clock.now = start + MEMORY_TTL_MS;
     expect(await readsDuring(() => verifyKey(core, key.key))).toEqual({ kv: 0, d1: 0 });
@@ -147,12 +153,7 @@ describe("tiers: memory → KV → D1", () => {
 
 describe("refreshing an expired memory entry", () => {
   it("concurrent verifies make one KV read; the others keep the entry's answer", async () => {
-    const { admin, project } = await newOrg();
-    const key = await newKey(admin, project.id);
-    const start = Date.now();
-    const { core, clock, settle } = manualCore(start);
-    await verifyKey(core, key.key);
-    await settle();
+    const { key, core, clock, start } = await primedCore();
 
     clock.now = start + MEMORY_TTL_MS + 1;
     const reads = await readsDuring(async () => {
@@ -166,12 +167,7 @@ describe("refreshing an expired memory entry", () => {
   });
 
   it("a failed refresh drops the expired entry, so verification fails closed", async () => {
-    const { admin, project } = await newOrg();
-    const key = await newKey(admin, project.id);
-    const start = Date.now();
-    const { core, clock, settle } = manualCore(start);
-    await verifyKey(core, key.key);
-    await settle();
+    const { key, core, clock, start } = await primedCore();
 
     clock.now = start + MEMORY_TTL_MS + 1;
     breakKv();
@@ -377,12 +373,7 @@ describe("storage faults fail closed", () => {
   });
 
   it("a KV answer holds while D1 is down, and the failed last-used stamp is harmless", async () => {
-    const { admin, project } = await newOrg();
-    const key = await newKey(admin, project.id);
-    const start = Date.now();
-    const { core, clock, settle } = manualCore(start);
-    await verifyKey(core, key.key);
-    await settle();
+    const { key, core, clock, settle, start } = await primedCore();
     // A minute on: memory has expired, KV still answers, and a stamp is due (D1 will fail it).
     clock.now = start + LAST_USED_INTERVAL_MS;
     const d1 = breakD1();
