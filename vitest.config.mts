@@ -14,6 +14,11 @@ export default defineConfig(async () => ({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // A small limiter of the same kind as MANAGEMENT_RATE_LIMITER (3 000 per 10 s), so a
+        // test spends a caller's budget in a few calls, well inside one window on any machine.
+        ratelimits: {
+          TEST_MANAGEMENT_LIMITER: { namespace_id: "9001", simple: { limit: 30, period: 10 } },
+        },
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations("migrations"),
           CLERK_JWT_KEY: pem(clerk.publicKey, "spki"),

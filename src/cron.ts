@@ -1,11 +1,11 @@
 import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
-import { type Core, createCore } from "./core/context";
-import { loggable, Problem } from "./core/errors";
-import { publishKey } from "./core/key-cache";
+import { createCore } from "./context";
+import type { Core } from "./core/context";
+import { isDomainError, loggable } from "./core/errors";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
+import { publishKey } from "./core/verify";
 import { deliverDue } from "./core/webhooks";
 import { apiKeys } from "./db/schema";
-import type { Env } from "./env";
 
 /** Keys rotated per run and keys swept per run: bounded, the next minute takes the rest. */
 export const ROTATION_BATCH = 50;
@@ -49,7 +49,7 @@ export async function rotateDueKeys(core: Core): Promise<number> {
       rotated++;
     } catch (error) {
       // Lost a race with another run or a manual rotation/revocation: nothing to do.
-      if (error instanceof Problem && error.kind === "conflict") continue;
+      if (isDomainError(error, "conflict")) continue;
       // Any other failure costs this key only; it stays due and is retried next minute.
       failures.push(error);
     }
@@ -97,7 +97,7 @@ export async function runScheduled(
 ) {
   // A number from the runtime; coerced because a Date is what Fetcher.scheduled() takes.
   const scheduledTime = Number(controller.scheduledTime);
-  const core = createCore(env, ctx, () => scheduledTime);
+  const core = createCore(env, ctx, { now: () => scheduledTime });
   const failures: unknown[] = [];
   const run = async <T>(job: () => Promise<T>, fallback: T): Promise<T> => {
     try {

@@ -1,6 +1,5 @@
-import { createApp } from "./app";
 import { runScheduled } from "./cron";
-import type { Env } from "./env";
+import { createApp } from "./http/app";
 
 export type { VerifyCode, VerifyOptions, VerifyResult } from "./rpc/key-service";
 export { KeyService } from "./rpc/key-service";

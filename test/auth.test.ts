@@ -2,9 +2,9 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createCore } from "../src/context";
 import { authenticate } from "../src/core/authenticate";
-import { createCore } from "../src/core/context";
-import { Problem } from "../src/core/errors";
+import { DomainError } from "../src/core/errors";
 import { call, newKey, newOrg, sessionToken, verify } from "./helpers";
 
 const b64url = (value: string) =>
@@ -117,7 +117,7 @@ describe("Clerk session tokens", () => {
     const good = await sessionToken({ azp: "https://admin.example.com" });
     const bad = await sessionToken({ azp: "https://evil.example.com" });
     await expect(authenticate(core, `Bearer ${good}`)).resolves.toMatchObject({ type: "user" });
-    await expect(authenticate(core, `Bearer ${bad}`)).rejects.toBeInstanceOf(Problem);
+    await expect(authenticate(core, `Bearer ${bad}`)).rejects.toBeInstanceOf(DomainError);
   });
 });
 

@@ -3,7 +3,7 @@
 // real requests through the Worker (all in flight together, interleaving at each await).
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { memoryCache } from "../src/core/key-cache";
+import { memoryCache } from "../src/core/verify";
 import { expectProblem, type Json, send } from "./hardening";
 import { newOrg } from "./helpers";
 

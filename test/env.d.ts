@@ -1,15 +1,14 @@
 import type { D1Migration } from "cloudflare:test";
-import type { Env as WorkerEnv } from "../src/env";
 
+// The Worker's own Env comes from `npm run types` (src/worker-configuration.d.ts); the test
+// pool adds these bindings (vitest.config.mts).
 declare global {
   namespace Cloudflare {
-    interface GlobalProps {
-      mainModule: typeof import("../src/index");
-    }
-    interface Env extends WorkerEnv {
+    interface Env {
       TEST_MIGRATIONS: D1Migration[];
       TEST_CLERK_PRIVATE_KEY: string;
       TEST_OTHER_PRIVATE_KEY: string;
+      TEST_MANAGEMENT_LIMITER: RateLimit;
     }
   }
 }

@@ -161,12 +161,13 @@ describe("problem+json for every error", () => {
     expect(expectProblem(named, 400).errors[0].value).toBe(`${"n".repeat(256)}…`);
   });
 
-  it("serves a path with a trailing slash as the path without one", async () => {
-    const listed = await call("GET", "/v1/projects/", { token: org.admin });
-    expect(listed.status).toBe(200);
-    expect(listed.body).toEqual((await call("GET", "/v1/projects", { token: org.admin })).body);
-    expect((await call("GET", "/healthz/")).status).toBe(200);
-    expectProblem(await call("PUT", "/v1/projects/", { token: org.admin }), 405);
+  it("a trailing slash is another path: 404 on every route, whatever the method", async () => {
+    expect((await call("GET", "/v1/projects", { token: org.admin })).status).toBe(200);
+    expectProblem(await call("GET", "/v1/projects/", { token: org.admin }), 404);
+    expectProblem(await call("GET", "/v1/api-keys/", { token: org.admin }), 404);
+    expectProblem(await call("GET", "/healthz/"), 404);
+    expectProblem(await call("PUT", "/v1/projects/", { token: org.admin }), 404);
+    expectProblem(await call("POST", "/v1/keys/verify/", { body: { key: "x" } }), 404);
   });
 
   it("refuses instants it could not write back as RFC 3339 (years past 9999)", async () => {

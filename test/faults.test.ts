@@ -5,8 +5,8 @@
 import { env } from "cloudflare:workers";
 import { inspect } from "node:util";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { memoryCache } from "../src/core/key-cache";
 import { generateKey } from "../src/core/key-material";
+import { memoryCache } from "../src/core/verify";
 import { d1Snapshot, expectProblem, type Json, send } from "./hardening";
 import { call, newKey, newOrg, runCron } from "./helpers";
 

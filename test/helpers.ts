@@ -15,6 +15,8 @@ export interface CallOptions {
   /** Sent as it is, with no content type added: what a bare `fetch` or `curl -X POST` sends. */
   rawBody?: BodyInit;
   headers?: Record<string, string>;
+  /** Bindings to use instead of the test pool's own for this request. */
+  env?: Partial<Env>;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function call(method: string, path: string, options: CallOptions = 
       unknown,
       IncomingRequestCfProperties
     >,
-    env,
+    options.env ? { ...env, ...options.env } : env,
     ctx,
   );
   const text = await response.text();

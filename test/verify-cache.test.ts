@@ -2,29 +2,19 @@
 // storage faults, junk that never touches storage, and the last-used throttle.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createCore } from "../src/core/context";
-import {
-  type KeyRecord,
-  kvKey,
-  MEMORY_TTL_MS,
-  memoryCache,
-  storageReads,
-} from "../src/core/key-cache";
+import { createCore } from "../src/context";
 import { generateKey, hashKey } from "../src/core/key-material";
 import { LAST_USED_INTERVAL_MS, verifyKey } from "../src/core/verify";
+import { type KeyRecord, kvKey, MEMORY_TTL_MS, memoryCache } from "../src/core/verify/cache";
+import { breakD1, breakKv, storageDuring } from "./bindings";
 import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** Storage reads made by `run`, as counted by verification itself. */
-async function readsDuring(run: () => Promise<unknown>) {
-  const kv = storageReads.kv;
-  const d1 = storageReads.d1;
-  await run();
-  return { kv: storageReads.kv - kv, d1: storageReads.d1 - d1 };
-}
+/** Storage reads made by `run`, counted at the bindings. */
+const readsDuring = storageDuring;
 
 /** Background work (the KV fill) follows the response: wait for it. */
 async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
@@ -45,21 +35,11 @@ const filledKv = (plaintext: string) =>
     (r) => r !== null,
   );
 
-/** Make storage fail the way a D1 or KV outage does. */
-const breakD1 = () =>
-  vi.spyOn(env.DB, "prepare").mockImplementation(() => {
-    throw new Error("D1_ERROR: Network connection lost.");
-  });
-const breakKv = () =>
-  vi.spyOn(env.KEY_CACHE, "get").mockImplementation(() => {
-    throw new Error("KV GET failed: 503 Service Unavailable");
-  });
-
 /** A core with a clock the test controls, and the background work it queued. */
 function manualCore(now: number) {
   const pending: Promise<unknown>[] = [];
   const clock = { now };
-  const core = createCore(env, { waitUntil: (p) => pending.push(p) }, () => clock.now);
+  const core = createCore(env, { waitUntil: (p) => pending.push(p) }, { now: () => clock.now });
   return { core, clock, pending, settle: () => Promise.all(pending.splice(0)) };
 }
 
@@ -172,9 +152,9 @@ describe("refreshing an expired memory entry", () => {
     clock.now = start + MEMORY_TTL_MS + 1;
     breakKv();
     breakD1();
-    await expect(verifyKey(core, key.key)).rejects.toMatchObject({ status: 503 });
+    await expect(verifyKey(core, key.key)).rejects.toMatchObject({ kind: "unavailable" });
     // Within what would have been the refresh grace: still no stale answer.
-    await expect(verifyKey(core, key.key)).rejects.toMatchObject({ status: 503 });
+    await expect(verifyKey(core, key.key)).rejects.toMatchObject({ kind: "unavailable" });
   });
 
   it("a change published while a lookup is reading wins over what the lookup read", async () => {

@@ -124,7 +124,7 @@ describe("verify over HTTP", () => {
     await env.DB.prepare("update api_keys set grace_expires_at = ? where id = ?")
       .bind(Date.now() - 1, key.id)
       .run();
-    const { memoryCache } = await import("../src/core/key-cache");
+    const { memoryCache } = await import("../src/core/verify");
     const { hashKey } = await import("../src/core/key-material");
     memoryCache.clear();
     await env.KEY_CACHE.delete(`key:${await hashKey(key.key)}`);

@@ -1,9 +1,17 @@
-import { and, desc, eq, lt } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { insertWhere, previousChangedOneRow } from "../db/conditional";
 import { auditEvents } from "../db/schema";
 import type { Core } from "./context";
-import { openCursor, type PageRequest, toPage } from "./pagination";
-import type { Actor } from "./principal";
-import { actorId } from "./principal";
+import { forbidden } from "./errors";
+import { listPage, type PageRequest } from "./pagination";
+import {
+  type Actor,
+  actorId,
+  type Principal,
+  reachesOrganization,
+  requireOrganization,
+  requireScope,
+} from "./principal";
 
 export interface AuditEntry {
   action: string;
@@ -36,20 +44,36 @@ export function auditValues(core: Core, actor: Actor, entry: AuditEntry) {
   };
 }
 
-/** Newest first. */
-export async function listAuditEvents(core: Core, organizationId: string, page: PageRequest) {
+/**
+ * A conditional change and its audit event, atomically: the event is written only if the
+ * change touched a row (D1 has no interactive transactions; one batch is atomic). Returns
+ * the changed row, or undefined when the condition no longer held.
+ */
+export async function auditedChange<Row>(
+  core: Core,
+  actor: Actor,
+  change: BatchItem<"sqlite"> & PromiseLike<Row[]>,
+  entry: AuditEntry,
+): Promise<Row | undefined> {
+  const [rows] = await core.db.batch([
+    change,
+    insertWhere(core.db, auditEvents, auditValues(core, actor, entry), previousChangedOneRow),
+  ]);
+  return (rows as Row[])[0];
+}
+
+/** The organization's audit log, newest first: org-wide readers with `audit:read` only. */
+export async function listAuditEvents(
+  core: Core,
+  principal: Principal,
+  organizationId: string,
+  page: PageRequest,
+) {
+  requireOrganization(principal, organizationId);
+  requireScope(principal, "audit:read");
+  if (!reachesOrganization(principal)) {
+    throw forbidden("A project-scoped API key cannot read the organization's audit log.");
+  }
   const list = { kind: "audit_events", organizationId };
-  const after = await openCursor(core, list, page.cursor);
-  const rows = await core.db
-    .select()
-    .from(auditEvents)
-    .where(
-      and(
-        eq(auditEvents.organizationId, organizationId),
-        after === null ? undefined : lt(auditEvents.seq, after),
-      ),
-    )
-    .orderBy(desc(auditEvents.seq))
-    .limit(page.limit + 1);
-  return toPage(core, list, rows, page.limit);
+  return listPage(core, auditEvents, list, undefined, page, "newest");
 }

@@ -1,4 +1,4 @@
-import { Problem } from "./errors";
+import { misconfigured } from "./errors";
 
 const encoder = new TextEncoder();
 
@@ -28,13 +28,12 @@ const aesKeys = new Map<string, Promise<CryptoKey>>();
 
 function aesKey(secret: string | undefined): Promise<CryptoKey> {
   if (!secret) {
-    throw new Problem("internal", "ENCRYPTION_KEY is not configured.");
+    throw misconfigured("ENCRYPTION_KEY is not configured.");
   }
   let key = aesKeys.get(secret);
   if (!key) {
     const raw = fromBase64(secret.trim());
-    if (raw.length !== 32)
-      throw new Problem("internal", "ENCRYPTION_KEY must be 32 bytes, base64.");
+    if (raw.length !== 32) throw misconfigured("ENCRYPTION_KEY must be 32 bytes, base64.");
     key = crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
     aesKeys.set(secret, key);
   }
@@ -84,7 +83,7 @@ export async function encrypt(secret: string | undefined, plaintext: string): Pr
 
 export async function decrypt(secret: string | undefined, sealed: string): Promise<string> {
   const [version, iv, body] = sealed.split(".");
-  if (version !== "v1" || !iv || !body) throw new Problem("internal", "Unreadable ciphertext.");
+  if (version !== "v1" || !iv || !body) throw new Error("Unreadable ciphertext.");
   const ivBytes = fromBase64(iv);
   const bodyBytes = fromBase64(body);
   const joined = new Uint8Array(ivBytes.length + bodyBytes.length);

@@ -9,8 +9,6 @@ export const BODY_LENGTH = 43;
 export const CHECK_LENGTH = 6;
 const DISPLAY_BODY_CHARS = 4;
 
-/** Prefixes and environment slugs: lowercase letters and digits, so a key stays one word. */
-export const SLUG_PATTERN = /^[a-z][a-z0-9]{0,31}$/;
 const KEY_PATTERN = /^([a-z][a-z0-9]{0,31})_([a-z][a-z0-9]{0,31})_([0-9A-Za-z]{49})$/;
 
 function toBase62(value: bigint, width: number): string {

@@ -1,6 +1,8 @@
+import { and, asc, desc, eq, gt, lt, type SQL } from "drizzle-orm";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { Core } from "./context";
 import { fromBase64Url, seal, toBase64Url, unseal } from "./crypto";
-import { invalidField } from "./errors";
+import { invalid } from "./errors";
 
 /** A page request: `limit` rows after the opaque `cursor`. */
 export interface PageRequest {
@@ -56,13 +58,13 @@ export async function openCursor(
     // not ours, altered, or from another list: the error below
   }
   if (Number.isNaN(seq)) {
-    throw invalidField("query.cursor", "is not a cursor this API issued for this list", cursor);
+    throw invalid("cursor", "is not a cursor this API issued for this list", cursor);
   }
   return seq;
 }
 
 /** Rows are fetched with limit + 1 to learn whether a next page exists. */
-export async function toPage<T extends { seq: number }>(
+async function toPage<T extends { seq: number }>(
   core: Core,
   list: ListIdentity,
   rows: T[],
@@ -74,4 +76,31 @@ export async function toPage<T extends { seq: number }>(
     items,
     nextCursor: rows.length > limit && last ? await encodeCursor(core, list, last.seq) : null,
   };
+}
+
+/** A table lists page over: rows numbered by `seq`, each owned by one organization. */
+type ListedTable = SQLiteTable & { seq: SQLiteColumn; organizationId: SQLiteColumn };
+
+/**
+ * One page of a tenant's rows: always within `list.organizationId`, narrowed by `where`, in
+ * `seq` order (oldest or newest first), after the cursor. The one way lists read storage.
+ */
+export async function listPage<T extends ListedTable>(
+  core: Core,
+  table: T,
+  list: ListIdentity,
+  where: SQL | undefined,
+  page: PageRequest,
+  order: "oldest" | "newest",
+): Promise<Page<T["$inferSelect"]>> {
+  const after = await openCursor(core, list, page.cursor);
+  const beyond =
+    after === null ? undefined : order === "oldest" ? gt(table.seq, after) : lt(table.seq, after);
+  const rows = (await core.db
+    .select()
+    .from(table as SQLiteTable)
+    .where(and(eq(table.organizationId, list.organizationId), where, beyond))
+    .orderBy(order === "oldest" ? asc(table.seq) : desc(table.seq))
+    .limit(page.limit + 1)) as (T["$inferSelect"] & { seq: number })[];
+  return toPage(core, list, rows, page.limit);
 }

@@ -1,17 +1,10 @@
-import { and, asc, eq, gt } from "drizzle-orm";
-import { insertWhere, previousChangedOneRow } from "../db/conditional";
-import {
-  auditEvents,
-  type EnvironmentRow,
-  environments,
-  type ProjectRow,
-  projects,
-} from "../db/schema";
-import { auditInsert, auditValues } from "./audit";
+import { and, asc, eq } from "drizzle-orm";
+import { type EnvironmentRow, environments, type ProjectRow, projects } from "../db/schema";
+import { auditedChange, auditInsert } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
 import { decrypt, encrypt, newWebhookSecret } from "./crypto";
-import { conflict, forbidden, invalidField, notFound } from "./errors";
-import { openCursor, type PageRequest, toPage } from "./pagination";
+import { conflict, forbidden, invalid, notFound } from "./errors";
+import { listPage, type PageRequest } from "./pagination";
 import {
   type Actor,
   type Principal,
@@ -103,22 +96,11 @@ export async function getProject(core: Core, principal: Principal, projectId: st
 export async function listProjects(core: Core, principal: Principal, page: PageRequest) {
   requireScope(principal, "projects:read");
   const list = { kind: "projects", organizationId: principal.organizationId };
-  const after = await openCursor(core, list, page.cursor);
-  const rows = await core.db
-    .select()
-    .from(projects)
-    .where(
-      and(
-        eq(projects.organizationId, principal.organizationId),
-        principal.type === "api_key" && principal.projectId !== null
-          ? eq(projects.id, principal.projectId)
-          : undefined,
-        after === null ? undefined : gt(projects.seq, after),
-      ),
-    )
-    .orderBy(asc(projects.seq))
-    .limit(page.limit + 1);
-  return toPage(core, list, rows, page.limit);
+  const own =
+    principal.type === "api_key" && principal.projectId !== null
+      ? eq(projects.id, principal.projectId)
+      : undefined;
+  return listPage(core, projects, list, own, page, "oldest");
 }
 
 export async function updateProject(
@@ -134,21 +116,24 @@ export async function updateProject(
     ...(patch.keyPrefix === undefined ? {} : { keyPrefix: patch.keyPrefix }),
   };
   if (Object.keys(changes).length === 0) return project;
-  const [updated] = await core.db.batch([
+  const updated = await auditedChange<ProjectRow>(
+    core,
+    actor,
     core.db
       .update(projects)
       .set({ ...changes, updatedAt: core.now() })
       .where(and(eq(projects.organizationId, project.organizationId), eq(projects.id, project.id)))
       .returning(),
-    auditInsert(core, actor, {
+    {
       action: "project.updated",
       targetType: "project",
       targetId: project.id,
       projectId: project.id,
       metadata: { changes },
-    }),
-  ]);
-  return updated[0] as ProjectRow;
+    },
+  );
+  if (!updated) throw notFound("Project");
+  return updated;
 }
 
 export async function listEnvironments(core: Core, principal: Principal, projectId: string) {
@@ -175,7 +160,10 @@ export async function createEnvironment(
   requireScope(actor.principal, "projects:write");
   const project = await findProject(core, actor.principal, projectId);
   const id = crypto.randomUUID();
-  const [inserted] = await core.db.batch([
+  // Only if the insert happened: a duplicate name must leave no audit row behind.
+  const environment = await auditedChange<EnvironmentRow>(
+    core,
+    actor,
     core.db
       .insert(environments)
       .values({
@@ -187,21 +175,14 @@ export async function createEnvironment(
       })
       .onConflictDoNothing()
       .returning(),
-    // Only if the insert happened: a duplicate name must leave no audit row behind.
-    insertWhere(
-      core.db,
-      auditEvents,
-      auditValues(core, actor, {
-        action: "environment.created",
-        targetType: "environment",
-        targetId: id,
-        projectId: project.id,
-        metadata: { name },
-      }),
-      previousChangedOneRow,
-    ),
-  ]);
-  const environment = inserted[0];
+    {
+      action: "environment.created",
+      targetType: "environment",
+      targetId: id,
+      projectId: project.id,
+      metadata: { name },
+    },
+  );
   if (!environment) throw conflict(`Project already has an environment named "${name}".`);
   return environment;
 }
@@ -213,7 +194,7 @@ export async function createEnvironment(
 export async function resolveEnvironment(
   core: Core,
   project: ProjectRow,
-  ref: { id?: string | undefined; name?: string | undefined; field: string },
+  ref: { id?: string | undefined; name?: string | undefined },
 ): Promise<EnvironmentRow> {
   const where = ref.id
     ? eq(environments.id, ref.id)
@@ -226,7 +207,9 @@ export async function resolveEnvironment(
     ),
   });
   if (!environment) {
-    throw invalidField(ref.field, "is not an environment of this project", ref.id ?? ref.name);
+    // Named as the caller named it: by id (`environment_id`) or by name (`environment`).
+    const field = ref.id ? "environment_id" : "environment";
+    throw invalid(field, "is not an environment of this project", ref.id ?? ref.name);
   }
   return environment;
 }
@@ -260,7 +243,9 @@ export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: s
   requireAdmin(actor.principal, "rotate a project's webhook signing secret");
   const now = core.now();
   const secret = newWebhookSecret();
-  const [updated] = await core.db.batch([
+  const row = await auditedChange<ProjectRow>(
+    core,
+    actor,
     core.db
       .update(projects)
       .set({
@@ -279,19 +264,13 @@ export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: s
         ),
       )
       .returning(),
-    insertWhere(
-      core.db,
-      auditEvents,
-      auditValues(core, actor, {
-        action: "project.webhook_secret_rotated",
-        targetType: "project",
-        targetId: project.id,
-        projectId: project.id,
-      }),
-      previousChangedOneRow,
-    ),
-  ]);
-  const row = updated[0];
+    {
+      action: "project.webhook_secret_rotated",
+      targetType: "project",
+      targetId: project.id,
+      projectId: project.id,
+    },
+  );
   if (!row) throw conflict("The webhook signing secret was rotated concurrently; read it again.");
   return webhookSecrets(core, row);
 }

@@ -1,4 +1,4 @@
-import { loggable, Problem } from "./errors";
+import { loggable, rateLimited } from "./errors";
 import type { Principal } from "./principal";
 
 /** The window of MANAGEMENT_RATE_LIMITER in wrangler.toml: a refused caller waits it out. */
@@ -35,10 +35,9 @@ export async function enforceRateLimit(
     return;
   }
   if (!outcome.success) {
-    throw new Problem(
-      "rate-limited",
+    throw rateLimited(
       `Too many requests from this caller; retry in ${MANAGEMENT_WINDOW_SECONDS} seconds.`,
-      { headers: { "Retry-After": String(MANAGEMENT_WINDOW_SECONDS) } },
+      MANAGEMENT_WINDOW_SECONDS,
     );
   }
 }

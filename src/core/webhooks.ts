@@ -1,17 +1,16 @@
-import { and, asc, desc, eq, isNotNull, lt, lte, ne } from "drizzle-orm";
-import { insertWhere, previousChangedOneRow } from "../db/conditional";
+import { and, asc, eq, isNotNull, lte, ne } from "drizzle-orm";
 import {
   type ApiKeyRow,
-  auditEvents,
+  type DELIVERY_STATUSES,
   projects,
   type WebhookDeliveryRow,
   webhookDeliveries,
 } from "../db/schema";
-import { auditValues } from "./audit";
+import { auditedChange } from "./audit";
 import type { Core } from "./context";
 import { decrypt, encrypt, signWebhook } from "./crypto";
 import { conflict, notFound } from "./errors";
-import { openCursor, type PageRequest, toPage } from "./pagination";
+import { listPage, type PageRequest } from "./pagination";
 import { type Actor, type Principal, requireScope } from "./principal";
 import { findProject, webhookSecrets } from "./projects";
 
@@ -28,7 +27,7 @@ const LEASE_MS = 60_000;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export type DeliveryStatus = "pending" | "delivered" | "failed";
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** The outbox row for a rotation. The new plaintext is stored only AES-GCM encrypted. */
 export async function rotationDeliveryValues(
@@ -63,7 +62,7 @@ export async function rotationDeliveryValues(
       },
     },
     encryptedKey: await encrypt(core.env.ENCRYPTION_KEY, event.plaintext),
-    status: "pending" satisfies DeliveryStatus,
+    status: "pending" as DeliveryStatus,
     attempts: 0,
     nextAttemptAt: now,
     createdAt: now,
@@ -84,20 +83,8 @@ export async function listDeliveries(
     organizationId: project.organizationId,
     filter: project.id,
   };
-  const before = await openCursor(core, list, page.cursor);
-  const rows = await core.db
-    .select()
-    .from(webhookDeliveries)
-    .where(
-      and(
-        eq(webhookDeliveries.organizationId, project.organizationId),
-        eq(webhookDeliveries.projectId, project.id),
-        before === null ? undefined : lt(webhookDeliveries.seq, before),
-      ),
-    )
-    .orderBy(desc(webhookDeliveries.seq))
-    .limit(page.limit + 1);
-  return toPage(core, list, rows, page.limit);
+  const inProject = eq(webhookDeliveries.projectId, project.id);
+  return listPage(core, webhookDeliveries, list, inProject, page, "newest");
 }
 
 /**
@@ -128,7 +115,9 @@ export async function retryDelivery(
     );
   }
   const now = core.now();
-  const [updated] = await core.db.batch([
+  const row = await auditedChange<WebhookDeliveryRow>(
+    core,
+    actor,
     core.db
       .update(webhookDeliveries)
       .set({ status: "pending", attempts: 0, nextAttemptAt: now, updatedAt: now })
@@ -142,19 +131,13 @@ export async function retryDelivery(
         ),
       )
       .returning(),
-    insertWhere(
-      core.db,
-      auditEvents,
-      auditValues(core, actor, {
-        action: "webhook_delivery.retried",
-        targetType: "webhook_delivery",
-        targetId: delivery.id,
-        projectId: project.id,
-      }),
-      previousChangedOneRow,
-    ),
-  ]);
-  const row = updated[0];
+    {
+      action: "webhook_delivery.retried",
+      targetType: "webhook_delivery",
+      targetId: delivery.id,
+      projectId: project.id,
+    },
+  );
   if (!row) throw conflict("This delivery was completed or given up while it was being retried.");
   return row;
 }

@@ -1,5 +1,11 @@
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
+// The enums, in one place: the columns carry them, and the wire schemas derive theirs from
+// the columns (`apiKeys.source.enumValues`).
+export const KEY_SOURCES = ["dashboard", "api", "rotation", "cli"] as const;
+export const ACTOR_TYPES = ["user", "api_key", "system"] as const;
+export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
+
 // Timestamps are integer milliseconds since the epoch; the presenters turn them into RFC 3339.
 // Every table carries organization_id so that every query can be scoped by tenant.
 // `seq` is a monotonically increasing row number: lists page on it, so rows added while a
@@ -44,12 +50,15 @@ export const apiKeys = sqliteTable(
     organizationId: text("organization_id").notNull(),
     projectId: text("project_id"),
     environmentId: text("environment_id"),
+    // The environment's name as the key carries it (`capy_<environment>_…`); org-scoped keys
+    // have no environment row but still a name in their key.
+    environment: text("environment").notNull().default("live"),
     name: text("name").notNull(),
     // SHA-256 of the whole key, hex. The plaintext is never stored.
     keyHash: text("key_hash").notNull().unique(),
     keyPrefix: text("key_prefix").notNull(),
     scopes: text("scopes", { mode: "json" }).$type<string[]>().notNull(),
-    source: text("source").notNull(),
+    source: text("source", { enum: KEY_SOURCES }).notNull(),
     createdByUserId: text("created_by_user_id"),
     deviceName: text("device_name"),
     isAdminManaged: integer("is_admin_managed", { mode: "boolean" }).notNull(),
@@ -81,7 +90,7 @@ export const auditEvents = sqliteTable(
     seq: integer("seq").primaryKey({ autoIncrement: true }),
     id: text("id").notNull().unique(),
     organizationId: text("organization_id").notNull(),
-    actorType: text("actor_type").notNull(),
+    actorType: text("actor_type", { enum: ACTOR_TYPES }).notNull(),
     actorId: text("actor_id").notNull(),
     action: text("action").notNull(),
     targetType: text("target_type").notNull(),
@@ -110,7 +119,7 @@ export const webhookDeliveries = sqliteTable(
     payload: text("payload", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     // The new plaintext key, AES-GCM encrypted; null once delivered or given up.
     encryptedKey: text("encrypted_key"),
-    status: text("status").notNull(),
+    status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
     attempts: integer("attempts").notNull(),
     nextAttemptAt: integer("next_attempt_at"),
     lastAttemptAt: integer("last_attempt_at"),

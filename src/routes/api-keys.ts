@@ -9,30 +9,30 @@ import {
   rotateKey,
   updateKey,
 } from "../core/keys";
-import type { ApiKeyRow } from "../db/schema";
+import { type ApiKeyRow, apiKeys } from "../db/schema";
+import { bearerSecurity, requireAuth } from "../http/auth";
 import {
-  type AppEnv,
-  bearerSecurity,
   DeviceNameSchema,
-  errorResponses,
   GracePeriodSchema,
+  IdSchema,
   InstantSchema,
   iso,
-  jsonBody,
-  jsonResponse,
   NameSchema,
-  optionalJsonBody,
-  PageQuerySchema,
   RotationIntervalSchema,
-  requireAuth,
   ScopesSchema,
-  setNextLink,
   TimestampSchema,
   toMs,
-  UuidSchema,
   WebhookUrlSchema,
+} from "../http/fields";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  optionalJsonBody,
   writeErrorResponses,
-} from "./shared";
+} from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import type { AppEnv } from "../http/router";
 
 /** Keygate's key object: the union of the seeds' fields. */
 export const ApiKeySchema = z
@@ -46,7 +46,7 @@ export const ApiKeySchema = z
     scopes: z.array(z.string()),
     created_at: InstantSchema,
     created_by_user_id: z.string().nullable(),
-    source: z.enum(["dashboard", "api", "rotation", "cli"]),
+    source: z.enum(apiKeys.source.enumValues),
     device_name: z.string().nullable(),
     is_admin_managed: z.boolean(),
     is_active: z.boolean(),
@@ -71,7 +71,7 @@ export const toApiKey = (k: ApiKeyRow, now: number) => ({
   scopes: k.scopes,
   created_at: iso(k.createdAt) as string,
   created_by_user_id: k.createdByUserId,
-  source: k.source as "dashboard" | "api" | "rotation" | "cli",
+  source: k.source,
   device_name: k.deviceName,
   is_admin_managed: k.isAdminManaged,
   is_active: isActive(k, now),
@@ -86,7 +86,7 @@ export const toApiKey = (k: ApiKeyRow, now: number) => ({
 });
 
 const KeyParams = z.object({
-  keyID: UuidSchema.openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }),
+  keyID: IdSchema.openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }),
 });
 const common = { tags: ["API keys"], security: bearerSecurity, middleware: requireAuth };
 
@@ -97,7 +97,7 @@ const list = createRoute({
   summary: "List API keys",
   request: {
     query: PageQuerySchema.extend({
-      project_id: UuidSchema.openapi({ description: "Project id." }),
+      project_id: IdSchema.openapi({ description: "Project id." }),
     }),
   },
   responses: {
@@ -115,11 +115,11 @@ const create = createRoute({
   request: {
     body: jsonBody(
       z.object({
-        project_id: UuidSchema,
+        project_id: IdSchema,
         name: NameSchema,
         scopes: ScopesSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
-        environment_id: UuidSchema.optional(),
+        environment_id: IdSchema.optional(),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
@@ -220,7 +220,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       projectId: body.project_id,
-      environment: { id: body.environment_id, field: "body.environment_id" },
+      environment: { id: body.environment_id },
       name: body.name,
       scopes: body.scopes ?? [],
       expiresAt: toMs(body.expires_at),

@@ -1,26 +1,18 @@
 // Keygate's own: the organization's audit log.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { listAuditEvents } from "../core/audit";
-import { forbidden } from "../core/errors";
-import { reachesOrganization, requireOrganization, requireScope } from "../core/principal";
-import type { AuditEventRow } from "../db/schema";
-import {
-  type AppEnv,
-  bearerSecurity,
-  errorResponses,
-  InstantSchema,
-  iso,
-  jsonResponse,
-  PageQuerySchema,
-  requireAuth,
-  setNextLink,
-} from "./shared";
+import { ACTOR_TYPES, type AuditEventRow } from "../db/schema";
+import { bearerSecurity, requireAuth } from "../http/auth";
+import { InstantSchema, iso } from "../http/fields";
+import { errorResponses, jsonResponse } from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import type { AppEnv } from "../http/router";
 
 const AuditEventSchema = z
   .object({
     id: z.string(),
     organization_id: z.string(),
-    actor_type: z.enum(["user", "api_key", "system"]),
+    actor_type: z.enum(ACTOR_TYPES),
     actor_id: z.string(),
     action: z.string().openapi({ example: "api_key.revoked" }),
     target_type: z.string(),
@@ -36,7 +28,7 @@ const AuditEventSchema = z
 const toAuditEvent = (e: AuditEventRow) => ({
   id: e.id,
   organization_id: e.organizationId,
-  actor_type: e.actorType as "user" | "api_key" | "system",
+  actor_type: e.actorType,
   actor_id: e.actorId,
   action: e.action,
   target_type: e.targetType,
@@ -74,13 +66,8 @@ const route = createRoute({
 
 export function registerAudit(app: OpenAPIHono<AppEnv>) {
   app.openapi(route, async (c) => {
-    const { principal, core } = c.var;
-    requireOrganization(principal, c.req.valid("param").orgID);
-    requireScope(principal, "audit:read");
-    if (!reachesOrganization(principal)) {
-      throw forbidden("A project-scoped API key cannot read the organization's audit log.");
-    }
-    const page = await listAuditEvents(core, principal.organizationId, c.req.valid("query"));
+    const { orgID } = c.req.valid("param");
+    const page = await listAuditEvents(c.var.core, c.var.principal, orgID, c.req.valid("query"));
     setNextLink(c, page);
     return c.json({ audit_events: page.items.map(toAuditEvent) }, 200);
   });

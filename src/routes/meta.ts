@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "./shared";
+import type { AppEnv } from "../http/router";
 
 const health = createRoute({
   method: "get",

@@ -1,28 +1,22 @@
 // Org and project-scoped API key management (seed 000).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
-import { requireOrganization } from "../core/principal";
 import type { ApiKeyRow } from "../db/schema";
+import { bearerSecurity, requireAuth } from "../http/auth";
 import {
-  type AppEnv,
-  bearerSecurity,
   DeviceNameSchema,
-  errorResponses,
+  IdSchema,
   InstantSchema,
   iso,
-  jsonBody,
-  jsonResponse,
   NameSchema,
-  PageQuerySchema,
-  requireAuth,
   ScopesSchema,
   SlugSchema,
-  setNextLink,
   TimestampSchema,
   toMs,
-  UuidSchema,
-  writeErrorResponses,
-} from "./shared";
+} from "../http/fields";
+import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import type { AppEnv } from "../http/router";
 
 const OrgApiKeySchema = z
   .object({
@@ -82,7 +76,7 @@ const list = createRoute({
     "Org-scoped and project keys of the organization; `project_id` narrows to one project.",
   request: {
     params: OrgParams,
-    query: PageQuerySchema.extend({ project_id: UuidSchema.optional() }),
+    query: PageQuerySchema.extend({ project_id: IdSchema.optional() }),
   },
   responses: {
     200: jsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
@@ -103,7 +97,7 @@ const create = createRoute({
       z.object({
         name: NameSchema,
         scopes: ScopesSchema,
-        project_id: UuidSchema.nullable().optional(),
+        project_id: IdSchema.nullable().optional(),
         environment: SlugSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
@@ -126,7 +120,7 @@ const revoke = createRoute({
   summary: "Revoke an API key",
   request: {
     params: OrgParams.extend({
-      keyID: UuidSchema.openapi({
+      keyID: IdSchema.openapi({
         param: { name: "keyID", in: "path" },
         description: "API key id.",
       }),
@@ -140,20 +134,21 @@ const revoke = createRoute({
 
 export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
   app.openapi(list, async (c) => {
-    requireOrganization(c.var.principal, c.req.valid("param").orgID);
+    const { orgID } = c.req.valid("param");
     const { project_id, ...page } = c.req.valid("query");
-    const result = await listKeys(c.var.core, c.var.principal, { projectId: project_id }, page);
+    const filter = { organizationId: orgID, projectId: project_id };
+    const result = await listKeys(c.var.core, c.var.principal, filter, page);
     setNextLink(c, result);
     const now = c.var.core.now();
     return c.json({ api_keys: result.items.map((k) => toOrgApiKey(k, now)) }, 200);
   });
 
   app.openapi(create, async (c) => {
-    requireOrganization(c.var.principal, c.req.valid("param").orgID);
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
+      organizationId: c.req.valid("param").orgID,
       projectId: body.project_id ?? null,
-      environment: { name: body.environment, field: "body.environment" },
+      environment: { name: body.environment },
       name: body.name,
       scopes: body.scopes,
       expiresAt: toMs(body.expires_at),
@@ -167,8 +162,7 @@ export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(revoke, async (c) => {
     const { orgID, keyID } = c.req.valid("param");
-    requireOrganization(c.var.principal, orgID);
-    await revokeKey(c.var.core, c.var.actor, keyID);
+    await revokeKey(c.var.core, c.var.actor, keyID, { organizationId: orgID });
     return c.json({ revoked: true as const }, 200);
   });
 }

@@ -3,25 +3,25 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { notFound } from "../core/errors";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
+import { bearerSecurity, requireAuth } from "../http/auth";
 import {
-  type AppEnv,
-  bearerSecurity,
-  errorResponses,
+  IdSchema,
   InstantSchema,
   iso,
-  jsonResponse,
   NameSchema,
-  optionalJsonBody,
-  PageQuerySchema,
-  ProblemSchema,
-  requireAuth,
   ScopesSchema,
-  setNextLink,
   TimestampSchema,
   toMs,
-  UuidSchema,
+} from "../http/fields";
+import {
+  errorResponses,
+  jsonResponse,
+  optionalJsonBody,
+  ProblemSchema,
   writeErrorResponses,
-} from "./shared";
+} from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import type { AppEnv } from "../http/router";
 
 const DEFAULT_NAME = "Untitled key";
 
@@ -58,7 +58,7 @@ const toProjectKey = (k: ApiKeyRow, now: number) => ({
 });
 
 const ProjectParams = z.object({
-  projectId: UuidSchema.openapi({
+  projectId: IdSchema.openapi({
     param: { name: "projectId", in: "path" },
     description: "Project UUID",
   }),
@@ -129,7 +129,7 @@ const revoke = createRoute({
   summary: "Revoke an API key",
   request: {
     params: ProjectParams.extend({
-      keyId: UuidSchema.openapi({
+      keyId: IdSchema.openapi({
         param: { name: "keyId", in: "path" },
         description: "API key UUID",
       }),
@@ -191,7 +191,7 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(revoke, async (c) => {
     const { projectId, keyId } = c.req.valid("param");
-    await revokeKey(c.var.core, c.var.actor, keyId, projectId);
+    await revokeKey(c.var.core, c.var.actor, keyId, { projectId });
     return c.json({ $schema: schemaUrl("RevokeAPIKeyOutputBody"), success: true as const }, 200);
   });
 

@@ -11,23 +11,17 @@ import {
   updateProject,
 } from "../core/projects";
 import { listDeliveries, retryDelivery } from "../core/webhooks";
-import type { EnvironmentRow, ProjectRow, WebhookDeliveryRow } from "../db/schema";
 import {
-  type AppEnv,
-  bearerSecurity,
-  errorResponses,
-  InstantSchema,
-  iso,
-  jsonBody,
-  jsonResponse,
-  NameSchema,
-  PageQuerySchema,
-  requireAuth,
-  SlugSchema,
-  setNextLink,
-  UuidSchema,
-  writeErrorResponses,
-} from "./shared";
+  type EnvironmentRow,
+  type ProjectRow,
+  type WebhookDeliveryRow,
+  webhookDeliveries,
+} from "../db/schema";
+import { bearerSecurity, requireAuth } from "../http/auth";
+import { IdSchema, InstantSchema, iso, NameSchema, SlugSchema } from "../http/fields";
+import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import type { AppEnv } from "../http/router";
 
 const ProjectSchema = z
   .object({
@@ -64,7 +58,7 @@ const DeliverySchema = z
     key_id: z.string(),
     event_type: z.string(),
     url: z.string(),
-    status: z.enum(["pending", "delivered", "failed"]),
+    status: z.enum(webhookDeliveries.status.enumValues),
     attempts: z.number().int(),
     next_attempt_at: InstantSchema.nullable(),
     last_attempt_at: InstantSchema.nullable(),
@@ -98,7 +92,7 @@ const toDelivery = (d: WebhookDeliveryRow) => ({
   key_id: d.keyId,
   event_type: d.eventType,
   url: d.url,
-  status: d.status as "pending" | "delivered" | "failed",
+  status: d.status,
   attempts: d.attempts,
   next_attempt_at: iso(d.nextAttemptAt),
   last_attempt_at: iso(d.lastAttemptAt),
@@ -118,7 +112,7 @@ const toSecrets = (s: {
   previous_secret_expires_at: iso(s.previousExpiresAt),
 });
 
-const ProjectParams = z.object({ id: UuidSchema.openapi({ param: { name: "id", in: "path" } }) });
+const ProjectParams = z.object({ id: IdSchema.openapi({ param: { name: "id", in: "path" } }) });
 const KeyPrefixSchema = z
   .string()
   .regex(

@@ -1,28 +1,14 @@
 // Keygate's own: verify a key over HTTP. The key in the body is the credential (no auth header).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { verifyKey } from "../core/verify";
-import {
-  type AppEnv,
-  bodyErrorResponses,
-  errorResponses,
-  InstantSchema,
-  jsonBody,
-  jsonResponse,
-  ScopesSchema,
-} from "./shared";
+import { VERIFY_CODES, VerifyOptionsSchema, verifyKey } from "../core/verify";
+import { InstantSchema } from "../http/fields";
+import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
+import type { AppEnv } from "../http/router";
 
 export const VerifyResultSchema = z
   .object({
     valid: z.boolean(),
-    code: z.enum([
-      "VALID",
-      "MALFORMED",
-      "NOT_FOUND",
-      "REVOKED",
-      "EXPIRED",
-      "INSUFFICIENT_SCOPE",
-      "WRONG_PROJECT",
-    ]),
+    code: z.enum(VERIFY_CODES),
     key_id: z.string().nullable(),
     organization_id: z.string().nullable(),
     project_id: z.string().nullable(),
@@ -45,8 +31,9 @@ const route = createRoute({
     body: jsonBody(
       z.object({
         key: z.string().openapi({ example: "capy_live_…" }),
-        required_scopes: ScopesSchema.optional(),
-        project_id: z.string().min(1).max(64).optional(),
+        // The RPC options' own schemas, by their wire names: one contract for both doors.
+        required_scopes: VerifyOptionsSchema.shape.requiredScopes,
+        project_id: VerifyOptionsSchema.shape.projectId,
       }),
     ),
   },

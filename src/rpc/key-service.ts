@@ -1,17 +1,24 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { createCore } from "../core/context";
-import { storageReads } from "../core/key-cache";
-import { type VerifyOptions, type VerifyResult, verifyKey } from "../core/verify";
-import type { Env } from "../env";
+import { createCore } from "../context";
+import { isDomainError } from "../core/errors";
+import {
+  type VerifyOptions,
+  VerifyOptionsSchema,
+  type VerifyResult,
+  verifyKey,
+} from "../core/verify";
 
 // Consumers import their types from this one module:
 //   import type { KeyService, VerifyResult } from "<keygate>/src/rpc/key-service";
 export type { VerifyCode, VerifyOptions, VerifyResult } from "../core/verify";
 
-/** Storage reads made by verification in the answering isolate since it started. */
-export interface VerifyStats {
-  kv: number;
-  d1: number;
+/** The options of one call, checked by the same schema as HTTP verify's body. */
+function parseOptions(options: unknown): VerifyOptions {
+  const parsed = VerifyOptionsSchema.safeParse(options ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue?.path.map(String).join(".") || "options";
+  throw new TypeError(`verify: ${field} ${issue?.message ?? "is invalid"}.`);
 }
 
 /**
@@ -22,28 +29,20 @@ export interface VerifyStats {
 export class KeyService extends WorkerEntrypoint<Env> {
   /** The same verdict as `POST /v1/keys/verify`, without the HTTP round trip. */
   async verify(key: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-    const { requiredScopes, projectId } = options ?? {};
-    if (requiredScopes !== undefined && !isStringArray(requiredScopes)) {
-      throw new TypeError("requiredScopes must be an array of strings.");
-    }
-    if (projectId !== undefined && typeof projectId !== "string") {
-      throw new TypeError("projectId must be a string.");
-    }
     const core = createCore(this.env, this.ctx);
-    const { result } = await verifyKey(core, key, { requiredScopes, projectId });
-    return result;
+    try {
+      const { result } = await verifyKey(core, key, parseOptions(options));
+      return result;
+    } catch (error) {
+      // The RPC door's mapping of a domain error: a plain Error with its message (what
+      // crosses a service binding); anything else as it is.
+      if (isDomainError(error)) throw new Error(error.message);
+      throw error;
+    }
   }
 
-  /** A method that does nothing: the floor the benchmark compares verify against. */
+  /** Liveness: does nothing, so it is also the floor the benchmark compares verify against. */
   async ping(): Promise<"pong"> {
     return "pong";
   }
-
-  /** Storage reads of this isolate's verifications, so a benchmark can count them per call. */
-  async stats(): Promise<VerifyStats> {
-    return { kv: storageReads.kv, d1: storageReads.d1 };
-  }
 }
-
-const isStringArray = (value: unknown): value is string[] =>
-  Array.isArray(value) && value.every((item) => typeof item === "string");

@@ -58,9 +58,6 @@ export default {
         // The same binding, a method that does nothing: the floor for the benchmark.
         case "/noop":
           return Response.json({ ok: await env.KEYGATE.ping() });
-        // Storage reads made by Keygate's verifications so far (the benchmark counts them).
-        case "/stats":
-          return Response.json(await env.KEYGATE.stats());
       }
     }
     if (env.KEYGATE_API) return env.KEYGATE_API.fetch(request);

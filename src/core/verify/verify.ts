@@ -1,28 +1,31 @@
 import { and, eq, isNull, lte, or } from "drizzle-orm";
-import { apiKeys, projects } from "../db/schema";
-import type { Core } from "./context";
-import { unavailable } from "./errors";
+import { apiKeys, projects } from "../../db/schema";
+import type { Core } from "../context";
+import { unavailable } from "../errors";
+import { hashKey, parseKey } from "../key-material";
+import { hasScope } from "../principal";
 import {
   type KeyRecord,
   KV_WRITE_INTERVAL_MS,
   kvKey,
   memoryCache,
   readKvRecord,
-  storageReads,
   toKeyRecord,
   writeKvRecord,
-} from "./key-cache";
-import { hashKey, parseKey } from "./key-material";
-import { hasScope } from "./principal";
+} from "./cache";
+import type { VerifyOptions } from "./options";
 
-export type VerifyCode =
-  | "VALID"
-  | "MALFORMED"
-  | "NOT_FOUND"
-  | "REVOKED"
-  | "EXPIRED"
-  | "INSUFFICIENT_SCOPE"
-  | "WRONG_PROJECT";
+/** Every verdict a verification can give, in the order its checks run. */
+export const VERIFY_CODES = [
+  "VALID",
+  "MALFORMED",
+  "NOT_FOUND",
+  "REVOKED",
+  "EXPIRED",
+  "WRONG_PROJECT",
+  "INSUFFICIENT_SCOPE",
+] as const;
+export type VerifyCode = (typeof VERIFY_CODES)[number];
 
 /** The answer to "is this key good?": the same object over HTTP and RPC. */
 export interface VerifyResult {
@@ -35,11 +38,6 @@ export interface VerifyResult {
   scopes: string[] | null;
   expires_at: string | null;
   in_grace: boolean;
-}
-
-export interface VerifyOptions {
-  requiredScopes?: string[] | undefined;
-  projectId?: string | undefined;
 }
 
 /** An invalid key gets its reason and no metadata. */
@@ -103,7 +101,6 @@ async function lookup(core: Core, hash: string, now: number): Promise<KeyRecord 
 
   let row: typeof apiKeys.$inferSelect | undefined;
   try {
-    storageReads.d1++;
     row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
   } catch {
     // Fail closed: an expired entry is no answer, and nobody keeps serving it.
@@ -133,7 +130,6 @@ const sameVerdictInputs = (a: KeyRecord, b: KeyRecord) =>
  */
 async function fillKv(core: Core, hash: string, record: KeyRecord): Promise<void> {
   await writeKvRecord(core, hash, record);
-  storageReads.d1++;
   const row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
   if (row && sameVerdictInputs(toKeyRecord(row), record)) return;
   const fresh = row ? toKeyRecord(row) : null;
@@ -202,7 +198,6 @@ async function projectOwner(core: Core, projectId: string): Promise<string | nul
   if (known !== undefined) return known;
   let owner: string | null;
   try {
-    storageReads.d1++;
     const project = await core.db
       .select({ organizationId: projects.organizationId })
       .from(projects)

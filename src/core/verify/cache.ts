@@ -1,5 +1,5 @@
-import type { ApiKeyRow } from "../db/schema";
-import type { Core } from "./context";
+import type { ApiKeyRow } from "../../db/schema";
+import type { Core } from "../context";
 
 /** What verification needs of a key, and nothing more: the KV value and the memory entry. */
 export interface KeyRecord {
@@ -8,7 +8,6 @@ export interface KeyRecord {
   projectId: string | null;
   environmentId: string | null;
   scopes: string[];
-  isAdminManaged: boolean;
   expiresAt: number | null;
   revokedAt: number | null;
   graceExpiresAt: number | null;
@@ -21,7 +20,6 @@ export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
   projectId: row.projectId,
   environmentId: row.environmentId,
   scopes: row.scopes,
-  isAdminManaged: row.isAdminManaged,
   expiresAt: row.expiresAt,
   revokedAt: row.revokedAt,
   graceExpiresAt: row.graceExpiresAt,
@@ -106,10 +104,6 @@ class MemoryCache {
     }
   }
 
-  delete(hash: string): void {
-    this.entries.delete(hash);
-  }
-
   /** Drops every entry: a test hook, and what a fresh isolate looks like. */
   clear(): void {
     this.entries.clear();
@@ -118,12 +112,6 @@ class MemoryCache {
 
 export const memoryCache = new MemoryCache();
 
-/**
- * Storage reads made by verification in this isolate, for the tests and the benchmark
- * (`KeyService.stats()`): a warm or malformed key must not move them.
- */
-export const storageReads = { kv: 0, d1: 0 };
-
 export const kvKey = (hash: string) => `key:${hash}`;
 
 /**
@@ -131,7 +119,6 @@ export const kvKey = (hash: string) => `key:${hash}`;
  * or a damaged one) counts as a miss: D1 answers, and the fill overwrites it.
  */
 export async function readKvRecord(core: Core, hash: string): Promise<KeyRecord | null> {
-  storageReads.kv++;
   const value = await core.env.KEY_CACHE.get<unknown>(kvKey(hash), "json");
   return isKeyRecord(value) ? value : null;
 }
@@ -150,7 +137,6 @@ function isKeyRecord(value: unknown): value is KeyRecord {
     isId(r.environmentId) &&
     Array.isArray(r.scopes) &&
     r.scopes.every((scope) => typeof scope === "string") &&
-    typeof r.isAdminManaged === "boolean" &&
     isTime(r.expiresAt) &&
     isTime(r.revokedAt) &&
     isTime(r.graceExpiresAt) &&

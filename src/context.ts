@@ -1,0 +1,38 @@
+// The one composition root: every door (HTTP, RPC, cron, queue) builds its Core here, so a
+// guarantee added here (storage-fault marking, the clock, background work) holds at all of them.
+import { drizzle } from "drizzle-orm/d1";
+import type { Core, Database } from "./core/context";
+import { withStorageFaults } from "./core/storage-faults";
+import * as schema from "./db/schema";
+
+// Building a drizzle instance walks the whole schema: do it once per D1 binding, not per
+// request. The instance keeps no per-request state.
+const databases = new WeakMap<D1Database, Database>();
+
+function databaseFor(d1: D1Database): Database {
+  let db = databases.get(d1);
+  if (!db) {
+    db = drizzle(d1, { schema });
+    databases.set(d1, db);
+  }
+  return db;
+}
+
+export interface DoorOptions {
+  /** "Now" in ms: the wall clock for requests, the controller's scheduledTime for cron. */
+  now?: () => number;
+}
+
+export function createCore(
+  env: Env,
+  ctx: { waitUntil(promise: Promise<unknown>): void },
+  options: DoorOptions = {},
+): Core {
+  const guarded = withStorageFaults(env);
+  return {
+    env: guarded,
+    db: databaseFor(guarded.DB),
+    waitUntil: (promise) => ctx.waitUntil(promise.catch(() => undefined)),
+    now: options.now ?? Date.now,
+  };
+}

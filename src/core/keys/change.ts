@@ -1,0 +1,126 @@
+import { and, eq, isNull } from "drizzle-orm";
+import { type ApiKeyRow, apiKeys } from "../../db/schema";
+import { auditedChange } from "../audit";
+import type { Core } from "../context";
+import { conflict, invalid } from "../errors";
+import { type Actor, requireOrganization, requireScope } from "../principal";
+import { publishKey } from "../verify";
+import { findKey, type KeyPlace } from "./find";
+import { nextRotationAt, requireFuture, requireGrantable, requireKeyAdmin } from "./rules";
+
+export interface UpdateKeyInput {
+  name?: string | undefined;
+  scopes?: string[] | undefined;
+  expiresAt?: number | null | undefined;
+  deviceName?: string | null | undefined;
+  rotationIntervalDays?: number | null | undefined;
+  rotationWebhookUrl?: string | null | undefined;
+}
+
+/** The row, where it still is what `key` says: same organization, id, and still live. */
+const stillLive = (key: ApiKeyRow) =>
+  and(
+    eq(apiKeys.organizationId, key.organizationId),
+    eq(apiKeys.id, key.id),
+    isNull(apiKeys.revokedAt),
+    isNull(apiKeys.replacedByKeyId),
+  );
+
+export async function updateKey(core: Core, actor: Actor, keyId: string, input: UpdateKeyInput) {
+  const { principal } = actor;
+  requireScope(principal, "keys:write");
+  const key = await findKey(core, principal, keyId);
+  requireKeyAdmin(principal, key, "change");
+  requireGrantable(principal, key.scopes, "change a key with");
+  if (input.scopes) requireGrantable(principal, input.scopes);
+  const now = core.now();
+  requireFuture("expires_at", input.expiresAt, now);
+  if (key.revokedAt !== null || key.replacedByKeyId !== null) {
+    throw conflict("A revoked or replaced key cannot be changed.");
+  }
+  if (key.projectId === null && input.rotationWebhookUrl) {
+    throw invalid(
+      "rotation_webhook_url",
+      "rotation webhooks are signed with a project's secret: org-scoped keys have none",
+      input.rotationWebhookUrl,
+    );
+  }
+  if (key.projectId === null && input.rotationIntervalDays) {
+    // Scheduled rotation hands the new key to the rotation webhook alone; an org-scoped key
+    // can have none, so rotating it on a schedule would only retire it after its grace.
+    throw invalid(
+      "rotation_interval_days",
+      "org-scoped keys cannot have a rotation webhook, so they cannot rotate on a schedule",
+      input.rotationIntervalDays,
+    );
+  }
+  const changes: Partial<ApiKeyRow> = {};
+  if (input.name !== undefined) changes.name = input.name;
+  if (input.scopes !== undefined) changes.scopes = input.scopes;
+  if (input.expiresAt !== undefined) changes.expiresAt = input.expiresAt;
+  if (input.deviceName !== undefined) changes.deviceName = input.deviceName;
+  if (input.rotationWebhookUrl !== undefined) changes.rotationWebhookUrl = input.rotationWebhookUrl;
+  if (input.rotationIntervalDays !== undefined) {
+    changes.rotationIntervalDays = input.rotationIntervalDays;
+    changes.nextRotationAt = nextRotationAt(input.rotationIntervalDays, now);
+  }
+  if (Object.keys(changes).length === 0) return key;
+
+  const row = await auditedChange<ApiKeyRow>(
+    core,
+    actor,
+    core.db
+      .update(apiKeys)
+      .set({ ...changes, updatedAt: now })
+      .where(stillLive(key))
+      .returning(),
+    {
+      action: "api_key.updated",
+      targetType: "api_key",
+      targetId: key.id,
+      projectId: key.projectId,
+      metadata: { fields: Object.keys(changes) },
+    },
+  );
+  if (!row) throw conflict("The key was revoked or replaced while it was being changed.");
+  await publishKey(core, row);
+  return row;
+}
+
+/** Idempotent: revoking a revoked key changes nothing and succeeds. */
+export async function revokeKey(core: Core, actor: Actor, keyId: string, place: KeyPlace = {}) {
+  const { principal } = actor;
+  if (place.organizationId !== undefined) requireOrganization(principal, place.organizationId);
+  requireScope(principal, "keys:write");
+  const key = await findKey(core, principal, keyId, place);
+  requireKeyAdmin(principal, key, "revoke");
+  const now = core.now();
+  let row = key;
+  if (key.revokedAt === null) {
+    const revoked = await auditedChange<ApiKeyRow>(
+      core,
+      actor,
+      core.db
+        .update(apiKeys)
+        .set({ revokedAt: now, nextRotationAt: null, updatedAt: now })
+        .where(
+          and(
+            eq(apiKeys.organizationId, key.organizationId),
+            eq(apiKeys.id, key.id),
+            isNull(apiKeys.revokedAt),
+          ),
+        )
+        .returning(),
+      {
+        action: "api_key.revoked",
+        targetType: "api_key",
+        targetId: key.id,
+        projectId: key.projectId,
+      },
+    );
+    row = revoked ?? (await findKey(core, principal, keyId));
+  }
+  // Published even when already revoked: a retry repairs a cache write that failed before.
+  await publishKey(core, row);
+  return row;
+}

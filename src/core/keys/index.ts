@@ -1,0 +1,7 @@
+// Key management by capability: issue, find and list, change and revoke, rotate.
+export { revokeKey, type UpdateKeyInput, updateKey } from "./change";
+export { findKey, getKey, type KeyPlace } from "./find";
+export { type CreateKeyInput, createKey } from "./issue";
+export { type KeyFilter, listKeys } from "./list";
+export { lostRotationRace, rotateKey, rotateRow, SCHEDULED_GRACE_MS } from "./rotate";
+export { isActive, type KeySource } from "./rules";

@@ -1,0 +1,96 @@
+import { type ApiKeyRow, apiKeys } from "../../db/schema";
+import { auditInsert } from "../audit";
+import { type Core, defaultKeyPrefix } from "../context";
+import { invalid } from "../errors";
+import { generateKey } from "../key-material";
+import { type Actor, actorId, requireAdmin, requireOrganization, requireScope } from "../principal";
+import { findProject, resolveEnvironment } from "../projects";
+import { type KeySource, nextRotationAt, requireFuture, requireGrantable, sourceOf } from "./rules";
+
+export interface CreateKeyInput {
+  /** The organization a surface's path names; another than the caller's is a 404. */
+  organizationId?: string | undefined;
+  /** null: an org-scoped key, reaching every project of the organization. */
+  projectId: string | null;
+  /** The environment by id (seed 001) or by name (seed 000); default `live`. */
+  environment?: { id?: string | undefined; name?: string | undefined };
+  name: string;
+  scopes: string[];
+  expiresAt?: number | null | undefined;
+  deviceName?: string | null | undefined;
+  isAdminManaged?: boolean | undefined;
+  rotationIntervalDays?: number | null | undefined;
+  rotationWebhookUrl?: string | null | undefined;
+  source?: KeySource | undefined;
+}
+
+export async function createKey(core: Core, actor: Actor, input: CreateKeyInput) {
+  const { principal } = actor;
+  if (input.organizationId !== undefined) requireOrganization(principal, input.organizationId);
+  requireScope(principal, "keys:write");
+  requireGrantable(principal, input.scopes);
+  if (input.isAdminManaged) requireAdmin(principal, "create admin-managed keys");
+  const now = core.now();
+  requireFuture("expires_at", input.expiresAt, now);
+
+  let prefix = defaultKeyPrefix(core.env);
+  let environmentId: string | null = null;
+  let environmentName = input.environment?.name ?? "live";
+  if (input.projectId === null) {
+    requireAdmin(principal, "create organization-scoped keys");
+    if (input.environment?.id) {
+      throw invalid("environment_id", "org-scoped keys have no environment", input.environment.id);
+    }
+    if (input.rotationWebhookUrl) {
+      throw invalid(
+        "rotation_webhook_url",
+        "rotation webhooks are signed with a project's secret: give a project_id",
+        input.rotationWebhookUrl,
+      );
+    }
+  } else {
+    const project = await findProject(core, principal, input.projectId);
+    const environment = await resolveEnvironment(core, project, input.environment ?? {});
+    prefix = project.keyPrefix;
+    environmentId = environment.id;
+    environmentName = environment.name;
+  }
+
+  const material = await generateKey(prefix, environmentName);
+  const id = crypto.randomUUID();
+  const interval = input.rotationIntervalDays ?? null;
+  const [inserted] = await core.db.batch([
+    core.db
+      .insert(apiKeys)
+      .values({
+        id,
+        organizationId: principal.organizationId,
+        projectId: input.projectId,
+        environmentId,
+        environment: environmentName,
+        name: input.name,
+        keyHash: material.hash,
+        keyPrefix: material.displayPrefix,
+        scopes: input.scopes,
+        source: input.source ?? sourceOf(principal),
+        createdByUserId: actorId(principal),
+        deviceName: input.deviceName ?? null,
+        isAdminManaged: input.isAdminManaged ?? false,
+        createdAt: now,
+        updatedAt: now,
+        expiresAt: input.expiresAt ?? null,
+        rotationIntervalDays: interval,
+        nextRotationAt: nextRotationAt(interval, now),
+        rotationWebhookUrl: input.rotationWebhookUrl ?? null,
+      })
+      .returning(),
+    auditInsert(core, actor, {
+      action: "api_key.created",
+      targetType: "api_key",
+      targetId: id,
+      projectId: input.projectId,
+      metadata: { name: input.name, scopes: input.scopes, key_prefix: material.displayPrefix },
+    }),
+  ]);
+  return { key: inserted[0] as ApiKeyRow, plaintext: material.plaintext };
+}

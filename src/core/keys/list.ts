@@ -1,0 +1,39 @@
+import { eq, type SQL } from "drizzle-orm";
+import { apiKeys } from "../../db/schema";
+import type { Core } from "../context";
+import { listPage, type PageRequest } from "../pagination";
+import { type Principal, requireOrganization, requireScope } from "../principal";
+import { findProject } from "../projects";
+
+export interface KeyFilter {
+  /** The organization a surface's path names; another than the caller's is a 404. */
+  organizationId?: string | undefined;
+  projectId?: string | undefined;
+}
+
+/**
+ * Keys of the organization the caller reaches, oldest first. `projectId` narrows to one
+ * project; a project-scoped API key only ever sees its own project.
+ */
+export async function listKeys(
+  core: Core,
+  principal: Principal,
+  filter: KeyFilter,
+  page: PageRequest,
+) {
+  if (filter.organizationId !== undefined) requireOrganization(principal, filter.organizationId);
+  requireScope(principal, "keys:read");
+  let scope: SQL | undefined;
+  if (filter.projectId !== undefined) {
+    const project = await findProject(core, principal, filter.projectId);
+    scope = eq(apiKeys.projectId, project.id);
+  } else if (principal.type === "api_key" && principal.projectId !== null) {
+    scope = eq(apiKeys.projectId, principal.projectId);
+  }
+  const list = {
+    kind: "api_keys",
+    organizationId: principal.organizationId,
+    filter: filter.projectId,
+  };
+  return listPage(core, apiKeys, list, scope, page, "oldest");
+}

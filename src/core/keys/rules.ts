@@ -1,0 +1,61 @@
+// The rules every key operation shares: liveness, who may grant what, who may change what.
+import type { ApiKeyRow, KEY_SOURCES } from "../../db/schema";
+import { forbidden, invalid } from "../errors";
+import { hasScope, MANAGEMENT_SCOPES, type Principal, requireAdmin } from "../principal";
+
+export type KeySource = (typeof KEY_SOURCES)[number];
+
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Derived: not revoked, not expired, not past its grace. A revocation stamp counts whatever
+ * its time: the sweep stamps the grace end, which for a cron run scheduled ahead of the
+ * wall clock (a late replay, `--test-scheduled` with `time=`) lies after it.
+ */
+export const isActive = (key: ApiKeyRow, now: number) =>
+  key.revokedAt === null &&
+  (key.expiresAt === null || key.expiresAt > now) &&
+  (key.graceExpiresAt === null || key.graceExpiresAt > now);
+
+export const nextRotationAt = (intervalDays: number | null, now: number) =>
+  intervalDays === null ? null : now + intervalDays * DAY_MS;
+
+/** What a key's `source` says of who made it. */
+export function sourceOf(principal: Principal): KeySource {
+  switch (principal.type) {
+    case "user":
+      return "dashboard";
+    case "api_key":
+      return "api";
+    case "system":
+      return "rotation";
+  }
+}
+
+/**
+ * An API key may hand out free-form scopes, but never management power it lacks itself: not
+ * in a new key, and not by steering a stronger key it does not hold (rotating it, or setting
+ * where its rotations are delivered).
+ */
+export function requireGrantable(principal: Principal, scopes: string[], what = "grant"): void {
+  if (principal.type !== "api_key") return;
+  const management = ["*", ...MANAGEMENT_SCOPES] as string[];
+  const beyond = scopes.filter(
+    (scope) => management.includes(scope) && !hasScope(principal.scopes, scope),
+  );
+  if (beyond.length > 0) {
+    throw forbidden(`This API key cannot ${what} scopes it does not hold: ${beyond.join(", ")}.`);
+  }
+}
+
+export function requireFuture(field: string, at: number | null | undefined, now: number): void {
+  if (at !== null && at !== undefined && at <= now) {
+    throw invalid(field, "must be in the future", new Date(at).toISOString());
+  }
+}
+
+/** Admin-only: changing org-scoped or admin-managed keys. */
+export function requireKeyAdmin(principal: Principal, key: ApiKeyRow, action: string): void {
+  if (key.projectId === null) requireAdmin(principal, `${action} organization-scoped keys`);
+  if (key.isAdminManaged) requireAdmin(principal, `${action} admin-managed keys`);
+}

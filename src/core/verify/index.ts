@@ -1,0 +1,9 @@
+export { type KeyRecord, memoryCache, publishKey } from "./cache";
+export { type VerifyOptions, VerifyOptionsSchema } from "./options";
+export {
+  LAST_USED_INTERVAL_MS,
+  VERIFY_CODES,
+  type VerifyCode,
+  type VerifyResult,
+  verifyKey,
+} from "./verify";

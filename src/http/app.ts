@@ -1,0 +1,93 @@
+import { createCore } from "../context";
+import { loggable } from "../core/errors";
+import { registerApiKeys } from "../routes/api-keys";
+import { registerAudit } from "../routes/audit";
+import { registerMeta } from "../routes/meta";
+import { registerOrgApiKeys } from "../routes/org-api-keys";
+import { registerProjectKeys } from "../routes/project-keys";
+import { registerProjects } from "../routes/projects";
+import { registerVerify } from "../routes/verify";
+import { bodyGuard } from "./body";
+import { crossOrigin } from "./cors";
+import { Problem, renderProblem, toProblem } from "./problem";
+import { createRouter } from "./router";
+
+/** The HTTP door: middleware, routes, the OpenAPI document, and the one error handler. */
+export function createApp() {
+  const app = createRouter();
+
+  app.use(crossOrigin);
+  app.use(async (c, next) => {
+    c.set("core", createCore(c.env, c.executionCtx));
+    await next();
+  });
+  app.use(bodyGuard);
+
+  registerMeta(app);
+  registerVerify(app);
+  registerProjects(app);
+  registerApiKeys(app);
+  registerOrgApiKeys(app);
+  registerProjectKeys(app);
+  registerAudit(app);
+
+  // Both seeds' scheme names: any route takes either credential (SPEC "Authentication").
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "Org or project-scoped API key, format capy_live_...; Clerk session tokens also accepted.",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerClerk", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description:
+      "Clerk session JWT from an authenticated dashboard user. Format: Bearer eyJ.... A Keygate API key (bearerAuth) is accepted too.",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Keygate API",
+      version: "1.0.0",
+      description:
+        "Issue, list, revoke, rotate and verify API keys for organizations and projects.",
+    },
+    security: [{ bearerAuth: [] }],
+  });
+
+  // Unknown path → 404; known path, other method → 405 with Allow.
+  app.notFound((c) => {
+    const allowed = allowedMethods(app.routes, c.req.path);
+    if (allowed.length > 0) {
+      const problem = new Problem(
+        "method-not-allowed",
+        `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(", ")}.`,
+        { headers: { Allow: allowed.join(", ") } },
+      );
+      return renderProblem(c, problem);
+    }
+    return renderProblem(c, new Problem("not-found", `No route matches ${c.req.path}.`));
+  });
+
+  app.onError((error, c) => {
+    const problem = toProblem(c, error);
+    if (problem.status >= 500) {
+      console.error(`request failed: ${c.req.method} ${c.req.path}:`, loggable(error));
+    }
+    return renderProblem(c, problem);
+  });
+
+  return app;
+}
+
+/** The methods routed on exactly this path (strict: a trailing slash is another path). */
+function allowedMethods(routes: { path: string; method: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of routes) {
+    if (route.method === "ALL" || route.path === "/*" || route.path === "*") continue;
+    const pattern = new RegExp(`^${route.path.replace(/:[^/]+/g, "[^/]+")}$`);
+    if (pattern.test(path)) methods.add(route.method);
+  }
+  return [...methods].sort();
+}

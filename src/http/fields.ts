@@ -1,0 +1,58 @@
+// Shared field schemas (SPEC "Input limits"): one check per field, so a bad value gets one
+// `errors[]` entry with one message.
+import { z } from "@hono/zod-openapi";
+
+export { IdSchema, ScopeSchema, ScopesSchema } from "../core/fields";
+
+export const NameSchema = z.string().min(1).max(128).openapi({ example: "CI deploy key" });
+/** A timestamp in a response: RFC 3339 UTC, or null where the field is nullable. */
+export const InstantSchema = z
+  .string()
+  .openapi({ format: "date-time", example: "2019-08-24T14:15:22Z" });
+
+/** The last instant whose RFC 3339 UTC form has a four-digit year (what we answer with). */
+const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+export const TimestampSchema = z.iso
+  .datetime({ offset: true })
+  .refine(
+    (value) => Date.parse(value) <= LAST_INSTANT,
+    "must be no later than 9999-12-31T23:59:59Z",
+  )
+  .openapi({ example: "2030-01-01T00:00:00Z" });
+export const DeviceNameSchema = z.string().max(128);
+export const RotationIntervalSchema = z.number().int().min(1).max(365);
+export const GracePeriodSchema = z.number().int().min(0).max(2_592_000);
+/** Prefixes and environment names: lowercase letters and digits, so a key stays one word. */
+export const SlugSchema = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9]{0,31}$/,
+    "must be 1–32 lowercase letters and digits, starting with a letter",
+  );
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** https anywhere; plain http only to loopback hosts, for local development. */
+export function isAllowedWebhookUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password) return false;
+  if (url.protocol === "https:") return true;
+  return url.protocol === "http:" && LOOPBACK.has(url.hostname);
+}
+
+export const WebhookUrlSchema = z
+  .string()
+  .max(2048)
+  .refine(isAllowedWebhookUrl, "must be an https:// URL (http:// only for localhost)")
+  .openapi({ example: "https://example.com/hooks/keygate" });
+
+/** Wire timestamps to the core's milliseconds, keeping "absent" and "cleared" apart. */
+export const toMs = (iso: string | null | undefined) =>
+  iso === undefined ? undefined : iso === null ? null : Date.parse(iso);
+
+export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
