@@ -7,7 +7,7 @@ import { generateKey, hashKey } from "../src/core/key-material";
 import { LAST_USED_INTERVAL_MS, verifyKey } from "../src/core/verify";
 import { type KeyRecord, kvKey, MEMORY_TTL_MS, memoryCache } from "../src/core/verify/cache";
 import { breakD1, breakKv, storageDuring } from "./bindings";
-import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
+import { call, newKey, newOrg, rejectedResult, until, verify } from "./helpers";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -18,12 +18,12 @@ const readsDuring = storageDuring;
 
 /** Background work (the KV fill) follows the response: wait for it. */
 async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const value = await read();
-    if (done(value)) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error("condition not reached in 2 s");
+  let value = await read();
+  await until(async () => {
+    value = await read();
+    return done(value);
+  }, "background work");
+  return value;
 }
 
 const kvRecord = async (plaintext: string) =>
