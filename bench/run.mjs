@@ -4,8 +4,9 @@
 // temporary --persist-to directory and a private dev registry, one after the other:
 //   1. Keygate alone: the HTTP scenarios, straight at Keygate's own port.
 //   2. examples/consumer (primary) + Keygate (auxiliary, same workerd): the RPC scenarios
-//      through the consumer's service binding, then a counting pass that reads Keygate's
-//      storage-read counters (KeyService.stats(), exposed by the consumer at /stats).
+//      through the consumer's service binding, then a counting pass.
+// Keygate runs from bench/instrumented.ts (a copy of wrangler.toml with that entry point):
+// the shipped Worker with its D1 and KV bindings counted from outside, read at /__bench/reads.
 // A project and keys are created through the API with a dev session token, minted like
 // scripts/token.mjs does. Every number comes from this machine; nothing is hard-coded.
 //
@@ -32,7 +33,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const COLD_KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1500);
-/** Must match MEMORY_TTL_MS and KV_TTL_SECONDS in src/core/key-cache.ts. */
+/** Must match MEMORY_TTL_MS and KV_TTL_SECONDS in src/core/verify/cache.ts. */
 const MEMORY_TTL_MS = 10_000;
 const KV_TTL_MS = 60_000;
 const COUNT_REQUESTS = 500;
@@ -191,7 +192,15 @@ async function createKeys(base, token, projectId, count, name) {
   return keys;
 }
 
-const stats = async (base) => (await fetch(`${base}/stats`)).json();
+const stats = async (base) => (await fetch(`${base}/__bench/reads`)).json();
+
+/** wrangler.toml with the instrumented entry point, next to it (its paths stay valid). */
+function benchConfig() {
+  const path = join(ROOT, ".bench-wrangler.toml");
+  const config = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  writeFileSync(path, config.replace(/^main = .*$/m, 'main = "bench/instrumented.ts"'));
+  return path;
+}
 
 // ---------- load ----------
 
@@ -273,7 +282,7 @@ function keyPool(keys) {
   };
 }
 
-/** Storage reads per request while `requests` requests run (Keygate's own counters). */
+/** Storage reads per request while `requests` requests run (counted at the bindings). */
 async function readsPer(base, requests, send) {
   const before = await stats(base);
   await send();
@@ -322,7 +331,8 @@ async function main() {
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], "migrations");
 
   // Phase 1 — HTTP, straight at Keygate.
-  const keygate = await startSession("keygate", ["wrangler.toml"], 8790);
+  const config = benchConfig();
+  const keygate = await startSession("keygate", [config], 8790);
   const token = sessionToken("org_bench");
   const project = await api(keygate.base, token, "POST", "/v1/projects", { name: "Bench" });
   const warmKey = (await createKeys(keygate.base, token, project.id, 1, "bench warm"))[0];
@@ -363,7 +373,7 @@ async function main() {
   // Phase 2 — RPC through the consumer's service binding (same workerd process).
   const both = await startSession(
     "consumer",
-    ["examples/consumer/wrangler.toml", "wrangler.toml"],
+    ["examples/consumer/wrangler.toml", config],
     keygate.port + 1,
   );
   const bearer = (key) => ({ authorization: `Bearer ${key}` });
@@ -388,7 +398,7 @@ async function main() {
     d1: round((afterTimed.d1 - beforeTimed.d1) / rpc.warm.requests, 5),
   };
 
-  log("counting storage reads per request (KeyService.stats())…");
+  log("counting storage reads per request (at the bindings)…");
   const protectedWith = (key) => () => [`${both.base}/protected`, { headers: bearer(key) }];
   const verifyBody = (key) => [
     `${both.base}/v1/keys/verify`, // forwarded by the consumer to Keygate's HTTP API
@@ -467,7 +477,7 @@ async function main() {
     `\n${CONNECTIONS} connection(s); ${DURATION} s per scenario in ${ROUNDS} interleaved rounds, ` +
       `after a ${WARMUP} s warm-up; ` +
       `cold and KV rows: ${COLD_KEYS} distinct keys, each verified once per pass. ` +
-      "Reads per request from KeyService.stats() over separate counting passes " +
+      "Reads per request counted at the D1 and KV bindings over separate counting passes " +
       `(${COUNT_REQUESTS} requests; ${COUNT_COLD_KEYS} fresh keys for cold/KV).\n` +
       `Steady state over the timed RPC run: ${reads.steadyRpcWarm.kv} KV and ` +
       `${reads.steadyRpcWarm.d1} D1 reads per warm verify (memory refresh every 10 s, ` +
