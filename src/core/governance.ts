@@ -1,0 +1,118 @@
+/**
+ * Key governance (SPEC Part 2 "Key governance fields"): what a key carries beyond its scopes,
+ * in the core's own shapes. The wire shapes and their validation are in http/governance-fields.
+ */
+
+/** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH levels deep. */
+export type KeyMeta = Record<string, unknown>;
+
+/** A fixed window aligned to the epoch: at most `limit` units per `[k·d, (k+1)·d)`. */
+export interface RateLimitRule {
+  name: string;
+  limit: number;
+  durationMs: number;
+}
+
+/** At 00:00 UTC of every day (daily) or of `day` (monthly, clamped), `remaining` = `amount`. */
+export interface RefillRule {
+  interval: "daily" | "monthly";
+  amount: number;
+  /** 1–31 for monthly; null for daily. */
+  day: number | null;
+}
+
+export interface CreditsSetting {
+  remaining: number;
+  refill: RefillRule | null;
+}
+
+export const META_MAX_BYTES = 4096;
+export const META_MAX_DEPTH = 5;
+export const MAX_CREDITS = 1_000_000_000_000;
+
+/**
+ * Levels of a JSON value: the top-level object is 1, each nested object or array adds one.
+ * Stops counting past `limit`, so a hostile value costs no more than `limit` levels' walk.
+ */
+export function jsonDepth(value: unknown, limit = META_MAX_DEPTH): number {
+  if (value === null || typeof value !== "object") return 0;
+  if (limit <= 0) return 1;
+  let deepest = 0;
+  for (const item of Object.values(value)) {
+    deepest = Math.max(deepest, jsonDepth(item, limit - 1));
+    if (deepest >= limit) break;
+  }
+  return 1 + deepest;
+}
+
+export const utf8Length = (text: string) => new TextEncoder().encode(text).length;
+
+/**
+ * The governance fields of a create or a PATCH. `undefined` leaves a field as it is (or at its
+ * default on create); `null` clears it. Lists are never empty here: `[]` arrives as null.
+ */
+export interface GovernanceInput {
+  enabled?: boolean | undefined;
+  meta?: KeyMeta | null | undefined;
+  externalId?: string | null | undefined;
+  ipAllowlist?: string[] | null | undefined;
+  ratelimits?: RateLimitRule[] | null | undefined;
+  credits?: CreditsSetting | null | undefined;
+}
+
+/** The api_keys columns a governance input sets; `now` versions the credits. */
+export function governanceColumns(input: GovernanceInput, now: number) {
+  const columns: {
+    enabled?: boolean;
+    meta?: KeyMeta | null;
+    externalId?: string | null;
+    ipAllowlist?: string[] | null;
+    ratelimits?: RateLimitRule[] | null;
+    creditsRemaining?: number | null;
+    creditsRefill?: RefillRule | null;
+    creditsVersion?: number | null;
+  } = {};
+  if (input.enabled !== undefined) columns.enabled = input.enabled;
+  if (input.meta !== undefined) columns.meta = input.meta;
+  if (input.externalId !== undefined) columns.externalId = input.externalId;
+  if (input.ipAllowlist !== undefined) columns.ipAllowlist = input.ipAllowlist;
+  if (input.ratelimits !== undefined) columns.ratelimits = input.ratelimits;
+  if (input.credits !== undefined) {
+    columns.creditsRemaining = input.credits?.remaining ?? null;
+    columns.creditsRefill = input.credits?.refill ?? null;
+    columns.creditsVersion = input.credits === null ? null : now;
+  }
+  return columns;
+}
+
+/** The audit metadata of a governance change: which fields, and the values that are safe. */
+export function governanceAudit(input: GovernanceInput): Record<string, unknown> {
+  const audit: Record<string, unknown> = {};
+  if (input.enabled !== undefined) audit.enabled = input.enabled;
+  if (input.externalId !== undefined) audit.external_id = input.externalId;
+  if (input.ipAllowlist !== undefined) audit.ip_allowlist = input.ipAllowlist;
+  if (input.ratelimits !== undefined) {
+    audit.ratelimits =
+      input.ratelimits?.map((r) => ({ name: r.name, limit: r.limit, duration_ms: r.durationMs })) ??
+      null;
+  }
+  if (input.credits !== undefined) audit.credits = input.credits;
+  // meta may hold the customer's data: the log says it changed, not what it says.
+  if (input.meta !== undefined) audit.meta = input.meta === null ? null : "changed";
+  return audit;
+}
+
+/** What a verification asks, from either door (SPEC Part 2 "Verify, extended"). */
+export interface VerifyRequest {
+  requiredScopes?: string[] | undefined;
+  /** The key must reach this project, else `WRONG_PROJECT`. */
+  projectId?: string | undefined;
+  /** The key must belong to this organization, else `NOT_FOUND` (as an unknown key). */
+  organizationId?: string | undefined;
+  /** The caller's client address, for keys with an allowlist. */
+  ip?: string | undefined;
+  /** Credits to spend and units per rate limit; 0 checks without spending. Default 1. */
+  cost?: number | undefined;
+  /** Only these of the key's limits, each at its own cost (default: all, at `cost`). */
+  ratelimits?: { name: string; cost?: number | undefined }[] | undefined;
+}
