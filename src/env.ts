@@ -1,8 +1,12 @@
+import type { KeyUsage } from "./durable/key-usage";
+
 /** The Worker's bindings, vars and secrets, in one typed place. */
 export interface Env {
   DB: D1Database;
   /** Verification records by key hash: the edge tier between the isolate cache and D1. */
   KEY_CACHE: KVNamespace;
+  /** Limits and credits: one KeyUsage object per key lineage (`idFromName(lineageId)`). */
+  KEY_USAGE: DurableObjectNamespace<KeyUsage>;
   /** Management requests per caller (wrangler.toml `[[ratelimits]]`); absent = unlimited. */
   MANAGEMENT_RATE_LIMITER?: RateLimit;
   /** Static files: the API reference page's script bundle. */

@@ -2,6 +2,7 @@ import { createApp } from "./app";
 import { runScheduled } from "./cron";
 import type { Env } from "./env";
 
+export { KeyUsage } from "./durable/key-usage";
 export type { VerifyCode, VerifyOptions, VerifyResult } from "./rpc/key-service";
 export { KeyService } from "./rpc/key-service";
 
