@@ -262,8 +262,10 @@ export class KeyUsage extends DurableObject<Env> {
       );
     }
     const refill = refillOf(row);
-    if (now > row.refilled_through) {
-      if (refill && refillDue(row.refilled_through, now, refill)) row.remaining = refill.amount;
+    // Written only when a refill applies: until then no refill instant lies in (through, now],
+    // so leaving `refilled_through` behind loses nothing and spares a write per call.
+    if (refill && refillDue(row.refilled_through, now, refill)) {
+      row.remaining = refill.amount;
       row.refilled_through = now;
       this.sql.exec(
         "UPDATE credits SET remaining = ?, refilled_through = ? WHERE id = 1",
