@@ -1,6 +1,7 @@
 import { runScheduled } from "./cron";
 import { createApp } from "./http/app";
 
+export { KeyUsage } from "./durable/key-usage";
 export type { VerifyCode, VerifyOptions, VerifyResult } from "./rpc/key-service";
 export { KeyService } from "./rpc/key-service";
 
