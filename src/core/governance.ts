@@ -1,3 +1,6 @@
+import type { LimitSpec as RateLimitRule } from "../durable/key-usage";
+import type { RefillSpec as RefillRule } from "./usage";
+
 /**
  * Key governance (SPEC Part 2 "Key governance fields"): what a key carries beyond its scopes,
  * in the core's own shapes. The wire shapes and their validation are in http/governance-fields.
@@ -6,20 +9,10 @@
 /** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH levels deep. */
 export type KeyMeta = Record<string, unknown>;
 
-/** A fixed window aligned to the epoch: at most `limit` units per `[k·d, (k+1)·d)`. */
-export interface RateLimitRule {
-  name: string;
-  limit: number;
-  durationMs: number;
-}
-
-/** At 00:00 UTC of every day (daily) or of `day` (monthly, clamped), `remaining` = `amount`. */
-export interface RefillRule {
-  interval: "daily" | "monthly";
-  amount: number;
-  /** 1–31 for monthly; null for daily. */
-  day: number | null;
-}
+/** A key's rate limit and refill rule are the usage object's own shapes. */
+export type { LimitSpec as RateLimitRule } from "../durable/key-usage";
+export type { RefillSpec as RefillRule } from "./usage";
+export { MAX_CREDITS } from "./usage";
 
 export interface CreditsSetting {
   remaining: number;
@@ -28,7 +21,6 @@ export interface CreditsSetting {
 
 export const META_MAX_BYTES = 4096;
 export const META_MAX_DEPTH = 5;
-export const MAX_CREDITS = 1_000_000_000_000;
 
 /**
  * Levels of a JSON value: the top-level object is 1, each nested object or array adds one.
