@@ -6,8 +6,17 @@ import type { RefillSpec as RefillRule } from "./usage";
  * in the core's own shapes. The wire shapes and their validation are in http/governance-fields.
  */
 
-/** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH levels deep. */
-export type KeyMeta = Record<string, unknown>;
+// JSON of bounded depth: RPC's serializable types refuse `unknown` and recurse without end on
+// a recursive JSON type, so each level is its own type, as deep as meta may be.
+type Json0 = string | number | boolean | null;
+type JsonUpTo<Inner> = Json0 | Inner[] | { [key: string]: Inner };
+type Json1 = JsonUpTo<Json0>;
+type Json2 = JsonUpTo<Json1>;
+type Json3 = JsonUpTo<Json2>;
+type Json4 = JsonUpTo<Json3>;
+
+/** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH (5) levels deep. */
+export type KeyMeta = { [key: string]: Json4 };
 
 /** A key's rate limit and refill rule are the usage object's own shapes. */
 export type { LimitSpec as RateLimitRule } from "../durable/key-usage";
@@ -92,19 +101,4 @@ export function governanceAudit(input: GovernanceInput): Record<string, unknown>
   // meta may hold the customer's data: the log says it changed, not what it says.
   if (input.meta !== undefined) audit.meta = input.meta === null ? null : "changed";
   return audit;
-}
-
-/** What a verification asks, from either door (SPEC Part 2 "Verify, extended"). */
-export interface VerifyRequest {
-  requiredScopes?: string[] | undefined;
-  /** The key must reach this project, else `WRONG_PROJECT`. */
-  projectId?: string | undefined;
-  /** The key must belong to this organization, else `NOT_FOUND` (as an unknown key). */
-  organizationId?: string | undefined;
-  /** The caller's client address, for keys with an allowlist. */
-  ip?: string | undefined;
-  /** Credits to spend and units per rate limit; 0 checks without spending. Default 1. */
-  cost?: number | undefined;
-  /** Only these of the key's limits, each at its own cost (default: all, at `cost`). */
-  ratelimits?: { name: string; cost?: number | undefined }[] | undefined;
 }

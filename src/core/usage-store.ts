@@ -3,9 +3,10 @@
 // with rate limits or credits ever get here (SPEC: the others' warm path never touches it).
 import type { CreditsSpec, CreditsState, SpendResult } from "../durable/key-usage";
 import type { Core } from "./context";
-import { invalidField, unavailable } from "./errors";
-import type { RateLimitRule, VerifyRequest } from "./governance";
+import { invalid, unavailable } from "./errors";
+import type { RateLimitRule } from "./governance";
 import type { CreditOperation } from "./usage";
+import type { VerifyOptions } from "./verify/options";
 
 /** What the usage object needs to know of a key. */
 export interface UsageHolder {
@@ -33,7 +34,7 @@ const usageUnavailable = () =>
  */
 export function limitsFor(
   ratelimits: RateLimitRule[] | null,
-  request: Pick<VerifyRequest, "cost" | "ratelimits">,
+  request: Pick<VerifyOptions, "cost" | "ratelimits">,
 ) {
   const cost = request.cost ?? 1;
   const own = ratelimits ?? [];
@@ -41,7 +42,7 @@ export function limitsFor(
   return request.ratelimits.map((use, i) => {
     const spec = own.find((r) => r.name === use.name);
     if (!spec) {
-      throw invalidField(`body.ratelimits.${i}.name`, "the key has no such rate limit", use.name);
+      throw invalid(`ratelimits.${i}.name`, "the key has no such rate limit", use.name);
     }
     return { spec, cost: use.cost ?? cost };
   });
