@@ -26,6 +26,15 @@ export default defineConfig(async () => ({
           TEST_CLERK_PRIVATE_KEY: pem(clerk.privateKey, "pkcs8"),
           TEST_OTHER_PRIVATE_KEY: pem(otherClerk.privateKey, "pkcs8"),
         },
+        // A consumer's binding pinned to one organization by props (test/pinning.test.ts),
+        // exactly as `[[services]] … [services.props] organization_id = "…"` configures it.
+        serviceBindings: {
+          KEYGATE_PINNED: {
+            name: "keygate",
+            entrypoint: "KeyService",
+            props: { organization_id: "org_pinned" },
+          },
+        },
       },
     }),
   ],
