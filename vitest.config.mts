@@ -25,7 +25,12 @@ export default defineConfig(async () => ({
           ENCRYPTION_KEY: randomBytes(32).toString("base64"),
           TEST_CLERK_PRIVATE_KEY: pem(clerk.privateKey, "pkcs8"),
           TEST_OTHER_PRIVATE_KEY: pem(otherClerk.privateKey, "pkcs8"),
+          // Every verification's counts leave at once, so a test that awaits its request has
+          // handed them to the queue (the batching itself is tested with its own window).
+          VERIFICATION_BATCH_MS: "0",
         },
+        // Deliver queued batches within 50 ms instead of wrangler.toml's 1 s.
+        queueConsumers: { "keygate-verification-events": { maxBatchTimeout: 0.05 } },
       },
     }),
   ],
