@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // A fresh Clerk-shaped signing key per run: the Worker verifies with the public half through
 // @clerk/backend, exactly as in production; tests sign session tokens with the private half.
@@ -35,6 +35,10 @@ export default defineConfig(async () => ({
     }),
   ],
   test: {
+    // bench/ holds `npm run bench:d1` (statements counted at the D1 binding): not a test.
+    exclude: process.env.BENCH_D1
+      ? configDefaults.exclude
+      : [...configDefaults.exclude, "bench/**"],
     setupFiles: ["./test/apply-migrations.ts"],
     testTimeout: 20_000,
     hookTimeout: 30_000,

@@ -219,6 +219,24 @@ describe("aggregator", () => {
     });
   });
 
+  it("a window's verifications share a few timers, never one each", async () => {
+    const { a } = await setUp();
+    await flushVerificationCounts(coreAt(NOW));
+    const sent = captureSends();
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    const ctx = createExecutionContext();
+    let t = Date.now();
+    const core = createCore({ ...env, VERIFICATION_BATCH_MS: "3000" }, ctx, () => t);
+    for (let i = 0; i < 2_000; i++) {
+      t += 1; // 2 s of verifications, one a millisecond
+      countVerification(core, verification(a, "VALID", t));
+    }
+    expect(timers.mock.calls.length).toBeLessThanOrEqual(3);
+    await waitOnExecutionContext(ctx);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.counts.reduce((sum, [, , , n]) => sum + n, 0)).toBe(2_000);
+  });
+
   it("sends a full batch at once", async () => {
     const { a } = await setUp();
     await flushVerificationCounts(coreAt(NOW));

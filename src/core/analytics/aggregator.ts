@@ -57,7 +57,16 @@ export function batchWindowMs(core: Core): number {
   return Number.isFinite(configured) && configured >= 0 ? configured : DEFAULT_BATCH_WINDOW_MS;
 }
 
+/**
+ * A verification that does not send the batch waits for it (in its own waitUntil) if no
+ * other did in the last second: a few waiters per batch, so that one cut short does not
+ * strand it, and never one timer per verification (workerd allows 10 000 per isolate).
+ */
+export const WAITER_SPACING_MS = 1_000;
+
 class Batch {
+  /** When the latest waiter for this batch was started. */
+  waiterAt: number | null = null;
   readonly keys = new Map<string, [string, string | null, number | null]>();
   readonly counts = new Map<string, [string, number, string, number]>();
 
@@ -94,9 +103,9 @@ let open: Batch | null = null;
 
 /**
  * Count one verification. Called on the verify path: it never throws and never awaits. The
- * batch goes out from this call's `waitUntil` when it is full or old enough; otherwise this
- * call's `waitUntil` waits out the rest of the window (at most the window) and sends it then,
- * so a batch whose isolate receives no further request still leaves.
+ * batch goes out from this call's `waitUntil` when it is full or old enough; otherwise a call's
+ * `waitUntil` waits out the rest of the window (at most the window) and sends it then, so a
+ * batch whose isolate receives no further request still leaves.
  */
 export function countVerification(core: Core, event: CountedVerification): void {
   try {
@@ -108,8 +117,9 @@ export function countVerification(core: Core, event: CountedVerification): void 
     const age = event.at - batch.openedAt;
     if (batch.full || age >= window) {
       core.waitUntil(send(core, take(batch)));
-    } else {
-      core.waitUntil(sendWhenDue(core, batch, Math.min(window - age, window)));
+    } else if (batch.waiterAt === null || event.at - batch.waiterAt >= WAITER_SPACING_MS) {
+      batch.waiterAt = event.at;
+      core.waitUntil(sendWhenDue(core, batch, window - age));
     }
   } catch (error) {
     // Analytics is best effort: a verification never fails because of it.
