@@ -156,6 +156,15 @@ describe("queue consumer", () => {
       message([{ key: a, minute: minute - MINUTE, code: "VALID", n: 1 }], { [a.id]: NOW - 50_000 }),
     ]);
     expect(await lastUsedAt(org, a)).toBe(NOW - 5_000);
+    // A newer one moves it; one within 20 s of the stamp is not worth a row write.
+    await addVerificationMessages(coreAt(NOW), [
+      message([{ key: a, minute, code: "VALID", n: 1 }], { [a.id]: NOW + 10_000 }),
+    ]);
+    expect(await lastUsedAt(org, a)).toBe(NOW - 5_000);
+    await addVerificationMessages(coreAt(NOW), [
+      message([{ key: a, minute, code: "VALID", n: 1 }], { [a.id]: NOW + 40_000 }),
+    ]);
+    expect(await lastUsedAt(org, a)).toBe(NOW + 40_000);
   });
 
   it("never writes a count or a stamp across organizations", async () => {

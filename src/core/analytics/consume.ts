@@ -105,6 +105,13 @@ const ADD_COUNTS = `INSERT INTO verification_counts
   ON CONFLICT (key_id, granularity, bucket_start, code)
     DO UPDATE SET count = verification_counts.count + excluded.count`;
 
+/**
+ * A stamp within this much of the new one is left alone: a hot key verified by hundreds of
+ * isolates costs three row writes a minute, and last_used_at stays within 60 s of the truth
+ * (this slack plus the batch window and the queue's delivery).
+ */
+export const LAST_USED_SLACK_MS = 20_000;
+
 // Rows: [organization_id, key_id, last VALID answer]. last_used_at only moves forward, and
 // only on VALID answers (the producer sends no time for a key that had none). Tenant-scoped
 // like every write.
@@ -112,7 +119,7 @@ const STAMP_LAST_USED = `UPDATE api_keys SET last_used_at = used.at
   FROM (SELECT value ->> 0 AS organization_id, value ->> 1 AS key_id, value ->> 2 AS at
           FROM json_each(?1)) AS used
   WHERE api_keys.id = used.key_id AND api_keys.organization_id = used.organization_id
-    AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < used.at)`;
+    AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at <= used.at - ${LAST_USED_SLACK_MS})`;
 
 async function processedAmong(core: Core, ids: string[]): Promise<Set<string>> {
   const { results } = await core.env.DB.prepare(
