@@ -1,6 +1,5 @@
+import { createCore } from "./context";
 import { addVerificationMessages } from "./core/analytics/consume";
-import { createCore } from "./core/context";
-import type { Env } from "./env";
 
 /**
  * The queue door: batches of verification counts from every isolate, added into D1. A

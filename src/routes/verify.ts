@@ -1,6 +1,6 @@
 // Keygate's own: verify a key over HTTP. The key in the body is the credential (no auth header).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { VERIFY_CODES, VerifyOptionsSchema, verifyKey } from "../core/verify";
+import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
 import { InstantSchema } from "../http/fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
@@ -48,7 +48,7 @@ const route = createRoute({
 export function registerVerify(app: OpenAPIHono<AppEnv>) {
   app.openapi(route, async (c) => {
     const body = c.req.valid("json");
-    const { result } = await verifyKey(c.var.core, body.key, {
+    const { result } = await verifyAndCount(c.var.core, body.key, {
       requiredScopes: body.required_scopes,
       projectId: body.project_id,
     });

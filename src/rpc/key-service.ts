@@ -5,7 +5,7 @@ import {
   type VerifyOptions,
   VerifyOptionsSchema,
   type VerifyResult,
-  verifyKey,
+  verifyAndCount,
 } from "../core/verify";
 
 // Consumers import their types from this one module:
@@ -31,7 +31,7 @@ export class KeyService extends WorkerEntrypoint<Env> {
   async verify(key: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const core = createCore(this.env, this.ctx);
     try {
-      const { result } = await verifyKey(core, key, parseOptions(options));
+      const { result } = await verifyAndCount(core, key, parseOptions(options));
       return result;
     } catch (error) {
       // The RPC door's mapping of a domain error: a plain Error with its message (what

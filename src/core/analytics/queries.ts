@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
 import { apiKeys, verificationCounts } from "../../db/schema";
 import type { Core } from "../context";
-import { invalidField } from "../errors";
+import { invalid } from "../errors";
 import { findKey } from "../keys";
 import { type Principal, requireScope } from "../principal";
 import { findProject } from "../projects";
@@ -70,15 +70,15 @@ export function resolveRange(query: VerificationsQuery, now: number): Range {
   const end = query.end ?? now;
   const start = query.start ?? end - DEFAULT_SPAN_MS[granularity];
   if (start >= end) {
-    throw invalidField("query.start", "start must be before end.", iso(start));
+    throw invalid("start", "must be before end.", iso(start));
   }
   const alignedStart = Math.floor(start / size) * size;
   const alignedEnd = Math.ceil(end / size) * size;
   const slots = (alignedEnd - alignedStart) / size;
   if (slots > MAX_SLOTS) {
-    throw invalidField(
-      "query.start",
-      `The range holds ${slots} ${granularity} buckets; at most ${MAX_SLOTS} fit in one answer. Narrow start/end or use a coarser granularity.`,
+    throw invalid(
+      "start",
+      `the range holds ${slots} ${granularity} buckets; at most ${MAX_SLOTS} fit in one answer. Narrow start/end or use a coarser granularity.`,
       iso(start),
     );
   }
