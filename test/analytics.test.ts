@@ -139,6 +139,45 @@ describe("queue consumer", () => {
     ]);
   });
 
+  it("splits a large delivery into statements of 500 rows, all in one D1 batch", async () => {
+    const { a, principal } = await setUp();
+    const first = Date.UTC(2026, 10, 20);
+    const entries = Array.from({ length: 1_200 }, (_, i) => ({
+      key: a,
+      minute: first + i * MINUTE,
+      code: "VALID",
+      n: 1,
+    }));
+    const batch = vi.spyOn(env.DB, "batch");
+    await addVerificationMessages(coreAt(NOW), [message(entries)]);
+    expect(batch).toHaveBeenCalledTimes(1);
+    // The id insert, three count upserts, and no stamp (no VALID instant in the message).
+    expect(batch.mock.calls[0]?.[0]).toHaveLength(4);
+    const day = await keyStats(principal, a, {
+      start: first,
+      end: first + DAY,
+      granularity: "day",
+    });
+    expect(day.buckets).toEqual([
+      { start: new Date(first).toISOString(), total: 1_200, counts: { VALID: 1_200 } },
+    ]);
+  });
+
+  it("a failed write throws (the queue retries the delivery) and leaves nothing behind", async () => {
+    const { a, principal } = await setUp();
+    const minute = Math.floor(NOW / MINUTE) * MINUTE;
+    const bodies = [message([{ key: a, minute, code: "VALID", n: 3 }])];
+    vi.spyOn(env.DB, "batch").mockRejectedValueOnce(
+      new Error("D1_ERROR: Network connection lost."),
+    );
+    await expect(addVerificationMessages(coreAt(NOW), bodies)).rejects.toThrow(/Network/);
+    expect((await keyStats(principal, a, { granularity: "minute" })).buckets).toEqual([]);
+    await addVerificationMessages(coreAt(NOW), bodies);
+    expect((await keyStats(principal, a, { granularity: "minute" })).buckets).toEqual([
+      { start: new Date(minute).toISOString(), total: 3, counts: { VALID: 3 } },
+    ]);
+  });
+
   it("drops bodies that are not verification messages", async () => {
     const { a } = await setUp();
     const result = await addVerificationMessages(coreAt(NOW), [

@@ -47,13 +47,11 @@ export const DEFAULT_BATCH_WINDOW_MS = 5_000;
 export const MAX_BATCH_ENTRIES = 400;
 
 // Optional at runtime: a Worker deployed without the queue binding still verifies.
-const bindings = (core: Core) =>
-  core.env as Omit<Core["env"], "VERIFICATION_EVENTS"> & {
-    VERIFICATION_EVENTS?: Core["env"]["VERIFICATION_EVENTS"];
-  };
+const queueOf = (core: Core): Queue<VerificationMessage> | undefined =>
+  core.env.VERIFICATION_EVENTS;
 
 export function batchWindowMs(core: Core): number {
-  const configured = Number(bindings(core).VERIFICATION_BATCH_MS);
+  const configured = Number(core.env.VERIFICATION_BATCH_MS);
   return Number.isFinite(configured) && configured >= 0 ? configured : DEFAULT_BATCH_WINDOW_MS;
 }
 
@@ -109,7 +107,7 @@ let open: Batch | null = null;
  */
 export function countVerification(core: Core, event: CountedVerification): void {
   try {
-    if (UNCOUNTED.has(event.code) || !bindings(core).VERIFICATION_EVENTS) return;
+    if (UNCOUNTED.has(event.code) || !queueOf(core)) return;
     const batch = open ?? new Batch(event.at);
     open = batch;
     batch.add(event);
@@ -140,7 +138,7 @@ async function sendWhenDue(core: Core, batch: Batch, delayMs: number): Promise<v
 }
 
 async function send(core: Core, batch: Batch): Promise<void> {
-  const queue = bindings(core).VERIFICATION_EVENTS;
+  const queue = queueOf(core);
   if (!queue || batch.counts.size === 0) return;
   try {
     await queue.send(batch.toMessage(), { contentType: "json" });
