@@ -12,6 +12,7 @@ import {
   countVerification,
   flushVerificationCounts,
   MAX_BATCH_ENTRIES,
+  MAX_MESSAGE_BYTES,
   type VerificationMessage,
 } from "../src/core/analytics/aggregator";
 import { addVerificationMessages } from "../src/core/analytics/consume";
@@ -306,6 +307,32 @@ describe("aggregator", () => {
     expect(sent).toHaveLength(1);
     expect(sent[0]?.counts).toHaveLength(MAX_BATCH_ENTRIES);
     await flushVerificationCounts(core);
+  });
+
+  it("splits a batch that long ids would take past the message size limit", async () => {
+    await flushVerificationCounts(coreAt(NOW));
+    const sent = captureSends();
+    const ctx = createExecutionContext();
+    const core = createCore({ ...env, VERIFICATION_BATCH_MS: "60000" }, ctx, { now: () => NOW });
+    const organizationId = `org_${"x".repeat(300)}`;
+    for (let i = 0; i < MAX_BATCH_ENTRIES; i++) {
+      countVerification(core, {
+        organizationId,
+        projectId: crypto.randomUUID(),
+        keyId: crypto.randomUUID(),
+        code: "VALID",
+        at: NOW,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sent.length).toBeGreaterThan(1);
+    for (const body of sent) {
+      expect(new TextEncoder().encode(JSON.stringify(body)).length).toBeLessThanOrEqual(
+        MAX_MESSAGE_BYTES,
+      );
+      for (const [keyId] of body.counts) expect(body.keys[keyId]?.[0]).toBe(organizationId);
+    }
+    expect(sent.reduce((n, body) => n + body.counts.length, 0)).toBe(MAX_BATCH_ENTRIES);
   });
 
   it("a failing queue never fails the caller and loses only that batch", async () => {

@@ -85,14 +85,28 @@ class Batch {
     return this.counts.size >= MAX_BATCH_ENTRIES;
   }
 
-  toMessage(): VerificationMessage {
-    return {
-      v: 1,
-      id: crypto.randomUUID(),
-      keys: Object.fromEntries(this.keys),
-      counts: [...this.counts.values()],
-    };
+  /** One message, or several if unusually long ids would take it past the size limit. */
+  toMessages(): VerificationMessage[] {
+    return split([...this.counts.values()], this.keys);
   }
+}
+
+/** Under Queues' 128 KB per message, with room for its metadata. */
+export const MAX_MESSAGE_BYTES = 120_000;
+
+function split(
+  counts: VerificationMessage["counts"],
+  owners: Map<string, [string, string | null, number | null]>,
+): VerificationMessage[] {
+  const keys: VerificationMessage["keys"] = {};
+  for (const [keyId] of counts) {
+    keys[keyId] = owners.get(keyId) as VerificationMessage["keys"][string];
+  }
+  const message: VerificationMessage = { v: 1, id: crypto.randomUUID(), keys, counts };
+  const bytes = new TextEncoder().encode(JSON.stringify(message)).length;
+  if (bytes <= MAX_MESSAGE_BYTES || counts.length < 2) return [message];
+  const half = Math.ceil(counts.length / 2);
+  return [...split(counts.slice(0, half), owners), ...split(counts.slice(half), owners)];
 }
 
 // The isolate's open batch. Swapped out synchronously before a send, so two sends never
@@ -141,7 +155,9 @@ async function send(core: Core, batch: Batch): Promise<void> {
   const queue = queueOf(core);
   if (!queue || batch.counts.size === 0) return;
   try {
-    await queue.send(batch.toMessage(), { contentType: "json" });
+    await Promise.all(
+      batch.toMessages().map((message) => queue.send(message, { contentType: "json" })),
+    );
   } catch (error) {
     // Lost: this batch's counts only. Verifications and later batches are unaffected.
     console.warn("verification analytics: a batch could not be queued", error);
