@@ -730,6 +730,24 @@ describe("through the Worker and the real queue", () => {
     expect(await shownCounts(two.admin, theirs.id)).toEqual({});
   });
 
+  it("a project key sees its own project's analytics only", async () => {
+    const org = await newOrg("analytics-reach");
+    const second = await call("POST", "/v1/projects", { token: org.admin, body: { name: "Two" } });
+    const reader = await newKey(org.admin, org.project.id, { scopes: ["keys:read"] });
+    const elsewhere = await newKey(org.admin, second.body.id);
+    const mine = await newKey(org.admin, org.project.id);
+    const get = (path: string) => call("GET", path, { token: reader.key });
+    expect((await get(`/v1/projects/${org.project.id}/verifications`)).status).toBe(200);
+    expect((await get(`/v1/api-keys/${mine.id}/verifications`)).status).toBe(200);
+    expectProblem(await get(`/v1/projects/${second.body.id}/verifications`), 404);
+    expectProblem(await get(`/v1/api-keys/${elsewhere.id}/verifications`), 404);
+    const noScope = await newKey(org.admin, org.project.id, { scopes: ["projects:read"] });
+    expectProblem(
+      await call("GET", `/v1/projects/${org.project.id}/verifications`, { token: noScope.key }),
+      403,
+    );
+  });
+
   it("the project endpoint: buckets of the project's keys and top_keys", async () => {
     const org = await newOrg("analytics-project");
     const busy = await newKey(org.admin, org.project.id, { name: "busy" });
