@@ -31,6 +31,15 @@ export default defineConfig(async () => ({
         },
         // Deliver queued batches within 50 ms instead of wrangler.toml's 1 s.
         queueConsumers: { "keygate-verification-events": { maxBatchTimeout: 0.05 } },
+        // A consumer's binding pinned to one organization by props (test/pinning.test.ts),
+        // exactly as `[[services]] … [services.props] organization_id = "…"` configures it.
+        serviceBindings: {
+          KEYGATE_PINNED: {
+            name: "keygate",
+            entrypoint: "KeyService",
+            props: { organization_id: "org_pinned" },
+          },
+        },
       },
     }),
   ],

@@ -645,6 +645,21 @@ describe("through the Worker and the real queue", () => {
     }
   });
 
+  it("governance refusals count; a key hidden by a tenant pin (NOT_FOUND) does not", async () => {
+    const org = await newOrg("analytics-governance");
+    const disabled = await newKey(org.admin, org.project.id, { enabled: false });
+    const limited = await newKey(org.admin, org.project.id, {
+      ratelimits: [{ name: "tight", limit: 1, duration_ms: 86_400_000 }],
+    });
+    expect((await verify(disabled.key)).body.code).toBe("DISABLED");
+    expect((await verify(limited.key)).body.code).toBe("VALID");
+    expect((await verify(limited.key)).body.code).toBe("RATE_LIMITED");
+    // KEYGATE_PINNED is pinned to another organization by its props.
+    expect((await env.KEYGATE_PINNED.verify(limited.key)).code).toBe("NOT_FOUND");
+    await expectCounts(org.admin, disabled.id, { DISABLED: 1 });
+    await expectCounts(org.admin, limited.id, { RATE_LIMITED: 1, VALID: 1 });
+  });
+
   it("a key used as a management credential is not counted", async () => {
     const org = await newOrg("analytics-credential");
     const manager = await newKey(org.admin, org.project.id, { scopes: ["keys:read"] });

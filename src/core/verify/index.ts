@@ -1,9 +1,10 @@
 export { type KeyRecord, memoryCache, publishKey } from "./cache";
 export { verifyAndCount } from "./count";
-export { type VerifyOptions, VerifyOptionsSchema } from "./options";
+export { type VerifyOptions, VerifyOptionsSchema, type VerifyPin } from "./options";
 export {
   VERIFY_CODES,
   type VerifyCode,
+  type VerifyContext,
   type VerifyResult,
   verifyKey,
 } from "./verify";
