@@ -23,11 +23,12 @@ const token = execFileSync(process.execPath, ["scripts/token.mjs", "--org", "org
   .toString()
   .trim();
 
+/** `bearer` null: no Authorization header (verify needs none). */
 async function api(method, path, body, bearer = token) {
   const response = await fetch(`${server.url}${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${bearer}`,
+      ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }),
       ...(body === undefined ? {} : { "content-type": "application/json" }),
     },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -37,7 +38,7 @@ async function api(method, path, body, bearer = token) {
 }
 
 const verify = async (key, extra = {}) =>
-  (await api("POST", "/v1/keys/verify", { key, ...extra }, undefined)).body.code;
+  (await api("POST", "/v1/keys/verify", { key, ...extra }, null)).body.code;
 
 async function totals(keyId) {
   const { body } = await api("GET", `/v1/api-keys/${keyId}/verifications?granularity=day`);

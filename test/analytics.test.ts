@@ -671,8 +671,16 @@ describe("through the Worker and the real queue", () => {
       });
       expect(listed.status).toBe(200);
     }
-    await expectCounts(org.admin, target.id, { VALID: 1 });
+    // A verifier key pinning HTTP verify is a credential too.
+    const verifier = await newKey(org.admin, org.project.id, { scopes: ["keys:verify"] });
+    const pinned = await call("POST", "/v1/keys/verify", {
+      token: verifier.key,
+      body: { key: target.key },
+    });
+    expect(pinned.body.code).toBe("VALID");
+    await expectCounts(org.admin, target.id, { VALID: 2 });
     expect(await shownCounts(org.admin, manager.id)).toEqual({});
+    expect(await shownCounts(org.admin, verifier.id)).toEqual({});
     const key = await call("GET", `/v1/api-keys/${manager.id}`, { token: org.admin });
     expect(key.body.last_used_at).toBeNull();
   });
