@@ -41,8 +41,8 @@ export const MINUTE_MS = 60_000;
 export const DEFAULT_BATCH_WINDOW_MS = 5_000;
 
 /**
- * At most this many (key, minute, code) counts in one message. Worst case about 250 bytes
- * each (ids, organization, project, code): about 100 KB, under the 128 KB message limit.
+ * At most this many (key, minute, code) counts in one batch: under 100 KB with 64-character
+ * organization ids; longer ids split the batch into several messages (MAX_MESSAGE_BYTES).
  */
 export const MAX_BATCH_ENTRIES = 400;
 
