@@ -29,8 +29,6 @@ export default defineConfig(async () => ({
           // handed them to the queue (the batching itself is tested with its own window).
           VERIFICATION_BATCH_MS: "0",
         },
-        // Deliver queued batches within 50 ms instead of wrangler.toml's 1 s.
-        queueConsumers: { "keygate-verification-events": { maxBatchTimeout: 0.05 } },
         // A consumer's binding pinned to one organization by props (test/pinning.test.ts),
         // exactly as `[[services]] … [services.props] organization_id = "…"` configures it.
         serviceBindings: {
@@ -40,6 +38,8 @@ export default defineConfig(async () => ({
             props: { organization_id: "org_pinned" },
           },
         },
+        // Deliver queued batches within 50 ms instead of wrangler.toml's 1 s.
+        queueConsumers: { "keygate-verification-events": { maxBatchTimeout: 0.05 } },
       },
     }),
   ],
