@@ -2,7 +2,7 @@
 // verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
-import { VERIFY_CODES, VerifyOptionsSchema, verifyKey } from "../core/verify";
+import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
 import { InstantSchema } from "../http/fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
@@ -90,7 +90,7 @@ export function registerVerify(app: OpenAPIHono<AppEnv>) {
       authorization === undefined
         ? undefined
         : await authenticateVerifier(c.var.core, authorization);
-    const { result } = await verifyKey(
+    const { result } = await verifyAndCount(
       c.var.core,
       body.key,
       {
