@@ -464,3 +464,14 @@ describe("dashboard roles", () => {
     expect((await verify(a.key.key)).body.code).toBe("VALID");
   });
 });
+
+describe("dashboard assets", () => {
+  it("serves uPlot from the Worker", async () => {
+    const script = await dash("GET", "/dashboard/assets/uplot.js");
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toContain("javascript");
+    expect(script.text).toContain("uPlot");
+    const css = await dash("GET", "/dashboard/assets/uplot.css");
+    expect(css.text).toContain(".uplot");
+  });
+});

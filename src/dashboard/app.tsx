@@ -2,6 +2,8 @@
 // call core functions with the signed-in user as the actor; nothing goes through HTTP twice.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { Child } from "hono/jsx";
+import UPLOT_SCRIPT from "uplot/dist/uPlot.iife.min.js";
+import UPLOT_STYLES from "uplot/dist/uPlot.min.css";
 import { createCore } from "../context";
 import { listAuditEvents } from "../core/audit";
 import type { Core } from "../core/context";
@@ -29,7 +31,7 @@ import { isStorageFault } from "../core/storage-faults";
 import { listDeliveries, retryDelivery } from "../core/webhooks";
 import type { ApiKeyRow, ProjectRow } from "../db/schema";
 import { SlugSchema } from "../http/fields";
-import { CLERK_SCRIPT, SCRIPT, STYLES } from "./assets";
+import { CHART_SCRIPT, CLERK_SCRIPT, SCRIPT, STYLES } from "./assets";
 import { FormReader, type FormValues, formErrors, localInput, readForm } from "./forms";
 import {
   EditKeyForm,
@@ -223,6 +225,9 @@ export function createDashboard() {
   app.get("/assets/app.css", asset(STYLES, "text/css; charset=utf-8"));
   app.get("/assets/app.js", asset(SCRIPT, "text/javascript; charset=utf-8"));
   app.get("/assets/clerk.js", asset(CLERK_SCRIPT, "text/javascript; charset=utf-8"));
+  app.get("/assets/uplot.js", asset(UPLOT_SCRIPT, "text/javascript; charset=utf-8"));
+  app.get("/assets/uplot.css", asset(UPLOT_STYLES, "text/css; charset=utf-8"));
+  app.get("/assets/chart.js", asset(CHART_SCRIPT, "text/javascript; charset=utf-8"));
 
   // ---------- sign-in ----------
 

@@ -147,8 +147,19 @@ details summary { cursor: pointer; color: var(--muted); font-size: 0.9rem; }
 details[open] summary { margin-bottom: 0.75rem; }
 
 .chart { width: 100%; min-height: 240px; }
+.chart .u-legend { font-size: 0.8rem; color: var(--muted); }
+.chart-head { display: flex; justify-content: space-between; align-items: center; gap: 0.75rem; flex-wrap: wrap; margin-bottom: 0.75rem; }
+.chart-head h2 { margin: 0; }
+.chart-total { color: var(--muted); font-size: 0.9rem; }
+.chart-total strong { color: var(--text); font-size: 1.1rem; }
+.code { font-family: var(--mono); font-size: 0.8rem; }
+.code-valid { color: var(--ok); }
 .chart-empty { border: 1px dashed var(--border-strong); border-radius: var(--radius); }
-.legend-note { color: var(--muted); font-size: 0.82rem; margin-top: 0.5rem; }
+.segmented { display: inline-flex; border: 1px solid var(--border-strong); border-radius: 6px; overflow: hidden; }
+.segmented a { padding: 0.3rem 0.7rem; font-size: 0.82rem; color: var(--muted); border-left: 1px solid var(--border-strong); }
+.segmented a:first-child { border-left: none; }
+.segmented a:hover { background: var(--bg); text-decoration: none; }
+.segmented a[aria-current="page"] { background: var(--accent-soft); color: var(--accent-strong); font-weight: 600; }
 
 @media (max-width: 900px) {
   .grid-2 { grid-template-columns: minmax(0, 1fr); }
@@ -228,4 +239,60 @@ window.addEventListener("load", async () => {
     });
   }
 });
+`;
+
+/** Draws each `[data-chart]` with uPlot: one line per outcome, empty slots as zeros, in UTC. */
+export const CHART_SCRIPT = `
+(() => {
+  const COLORS = {
+    VALID: "#1f7a43", REVOKED: "#c0362c", EXPIRED: "#b35c00", DISABLED: "#6b7280",
+    INSUFFICIENT_SCOPE: "#7c3aed", WRONG_PROJECT: "#0e7490", IP_NOT_ALLOWED: "#be185d",
+    RATE_LIMITED: "#d97706", USAGE_EXCEEDED: "#4338ca",
+  };
+  const ORDER = Object.keys(COLORS);
+  const STEP = { minute: 60, hour: 3600, day: 86400 };
+  const INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+  for (const el of document.querySelectorAll("[data-chart]")) {
+    if (!window.uPlot) return;
+    const data = JSON.parse(el.getAttribute("data-chart"));
+    const step = STEP[data.granularity];
+    const first = Math.floor(data.start / 1000 / step) * step;
+    const last = Math.ceil(data.end / 1000 / step) * step;
+    const xs = [];
+    for (let t = first; t < last; t += step) xs.push(t);
+    const slot = new Map(xs.map((t, i) => [t, i]));
+    const codes = [...new Set(data.buckets.flatMap((b) => Object.keys(b.counts)))].sort(
+      (a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99),
+    );
+    const ys = codes.map(() => xs.map(() => 0));
+    for (const bucket of data.buckets) {
+      const i = slot.get(Math.floor(Date.parse(bucket.start) / 1000));
+      if (i === undefined) continue;
+      codes.forEach((code, c) => { ys[c][i] = bucket.counts[code] || 0; });
+    }
+    const axis = { stroke: "#5d6676", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e5ea" } };
+    const size = () => ({ width: Math.max(el.clientWidth, 200), height: 240 });
+    const plot = new uPlot(
+      {
+        ...size(),
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+        axes: [axis, { ...axis, incrs: INCRS, size: 48 }],
+        series: [
+          { label: "UTC" },
+          ...codes.map((code) => ({
+            label: code,
+            stroke: COLORS[code] || "#3b4fd8",
+            fill: code === "VALID" ? "rgba(31, 122, 67, 0.08)" : undefined,
+            width: 2,
+            points: { show: true, size: 5 },
+          })),
+        ],
+      },
+      [xs, ...ys],
+      el,
+    );
+    new ResizeObserver(() => plot.setSize(size())).observe(el);
+  }
+})();
 `;

@@ -12,6 +12,8 @@ export interface Frame {
   section?: "projects" | "org-keys" | "audit";
   /** Clerk's Frontend API host, when production sign-in is configured. */
   clerk?: { frontendApi: string; publishableKey: string } | null;
+  /** Extra stylesheets and scripts of this page (e.g. the chart's). */
+  head?: Child;
 }
 
 export const Layout: FC<PropsWithChildren<Frame>> = ({
@@ -19,6 +21,7 @@ export const Layout: FC<PropsWithChildren<Frame>> = ({
   principal,
   section,
   clerk,
+  head,
   children,
 }) => (
   <html lang="en">
@@ -30,6 +33,7 @@ export const Layout: FC<PropsWithChildren<Frame>> = ({
       <link rel="icon" href="data:," />
       <link rel="stylesheet" href={`${BASE}/assets/app.css`} />
       <script src={`${BASE}/assets/app.js`} defer />
+      {head ?? null}
       {clerk ? (
         <>
           <script
