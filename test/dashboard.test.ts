@@ -54,6 +54,15 @@ async function orgWithKey() {
 }
 
 describe("dashboard sign-in", () => {
+  it("opens on the projects page, with or without a trailing slash", async () => {
+    const { admin } = await newOrg("root");
+    for (const path of ["/dashboard", "/dashboard/"]) {
+      const response = await dash("GET", path, { session: admin });
+      expect(response.status, path).toBe(302);
+      expect(response.headers.get("location"), path).toBe("/dashboard/projects");
+    }
+  });
+
   it("sends a visitor without a session to sign-in, keeping where they were going", async () => {
     const response = await dash("GET", "/dashboard/projects?cursor=x");
     expect(response.status).toBe(303);

@@ -857,7 +857,12 @@ export function createDashboard() {
     );
   });
 
-  app.all("*", (c) => notFoundPage(c));
+  app.all("*", (c) =>
+    // `/dashboard/` (the API's routes are strict about slashes; a person typing it is not).
+    c.req.path === `${BASE}/` && c.req.method === "GET"
+      ? c.redirect(`${BASE}/projects`, 302)
+      : notFoundPage(c),
+  );
 
   app.onError((error, c) => {
     const signedIn = Boolean(c.get("principal"));
