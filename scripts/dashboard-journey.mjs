@@ -146,7 +146,8 @@ try {
   await submit("Save changes");
   check((await text()).includes("https:// URL"), "no error next to the webhook URL");
   await screenshot("key-edit-error");
-  await page.getByLabel("Rotation webhook URL").fill("");
+  // A receiver that is not there (port 9, discard): its deliveries stay pending, retryable.
+  await page.getByLabel("Rotation webhook URL").fill("http://127.0.0.1:9/keygate-hook");
   await page.getByLabel("Scopes").fill("orders:read orders:write refunds:write");
   await submit("Save changes");
   check((await text()).includes("Changes saved."), "edit not saved");
@@ -177,8 +178,12 @@ try {
   check((await verify(fresh)) === "REVOKED", "revoked key still verifies");
   await screenshot("key-revoked");
 
+  // The rotation's webhook delivery, retried by hand.
   await page.goto(`${projectUrl}/webhooks`);
+  check((await text()).includes("api_key.rotated"), "no delivery for the rotation");
   await screenshot("webhooks");
+  await submit("Retry now");
+  check((await text()).includes("Delivery queued again"), "retry not confirmed");
   await page.goto(`${server.url}/dashboard/org-keys`);
   await screenshot("org-keys");
 
@@ -200,6 +205,19 @@ try {
   await submit("Sign out");
   check(page.url().includes("/dashboard/sign-in"), "sign-out did not return to sign-in");
   check(!(await context.cookies()).some((c) => c.name === "__session"), "cookie survived");
+
+  // A member of the same organization: projects and keys, no organization keys.
+  await page.goto(`${server.url}/dashboard/dev-sign-in`);
+  await page.getByLabel("Organization ID").fill("org_journey");
+  await page.getByLabel("User ID").fill("user_member");
+  await page.getByLabel(/^Member/).check();
+  await submit("Sign in");
+  check((await page.locator("header").textContent()).includes("Member"), "not signed in as member");
+  check(
+    (await page.getByRole("link", { name: "Organization keys" }).count()) === 0,
+    "a member sees the organization keys link",
+  );
+  await screenshot("member-projects");
 
   if (problems.length > 0) {
     failed = true;

@@ -178,9 +178,9 @@ details[open] summary { margin-bottom: 0.75rem; }
   table.list, table.list tbody, table.list tr, table.list td { display: block; width: 100%; }
   table.list tr { padding: 0.75rem 1rem; border-bottom: 1px solid var(--border); }
   table.list tr:last-child { border-bottom: none; }
-  table.list td { border: none; padding: 0.15rem 0; display: flex; gap: 0.75rem; }
-  table.list td::before { content: attr(data-label); flex: 0 0 6.5rem; color: var(--muted); font-size: 0.8rem; padding-top: 0.1rem; }
-  table.list td.name { font-size: 1rem; padding-bottom: 0.3rem; }
+  table.list td { border: none; padding: 0.15rem 0 0.15rem 7rem; position: relative; min-height: 1.6rem; }
+  table.list td::before { content: attr(data-label); position: absolute; left: 0; top: 0.2rem; width: 6.5rem; color: var(--muted); font-size: 0.8rem; }
+  table.list td.name { font-size: 1rem; padding: 0 0 0.3rem; }
   table.list td.name::before { display: none; }
   dl.facts { grid-template-columns: minmax(0, 1fr); gap: 0.1rem; }
   dl.facts dd { margin-bottom: 0.5rem; }
