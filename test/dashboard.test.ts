@@ -249,6 +249,15 @@ describe("dashboard CSRF", () => {
     await expectUnchanged(org);
   });
 
+  it("refuses a form over 64 KiB", async () => {
+    const { admin } = await newOrg("big");
+    const response = await dash("POST", "/dashboard/projects", {
+      session: admin,
+      form: { name: "x".repeat(70_000) },
+    });
+    expect(response.status).toBe(413);
+  });
+
   it("accepts the same mutation from the dashboard's own origin", async () => {
     const org = await orgWithKey();
     const response = await dash("POST", `/dashboard/keys/${org.key.id}/revoke`, {

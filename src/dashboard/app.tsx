@@ -1,6 +1,7 @@
 // The dashboard at /dashboard: server-rendered pages over the same core the API uses. Pages
 // call core functions with the signed-in user as the actor; nothing goes through HTTP twice.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { Child } from "hono/jsx";
 import UPLOT_SCRIPT from "uplot/dist/uPlot.iife.min.js";
 import UPLOT_STYLES from "uplot/dist/uPlot.min.css";
@@ -30,6 +31,7 @@ import { enforceRateLimit } from "../core/rate-limit";
 import { isStorageFault } from "../core/storage-faults";
 import { listDeliveries, retryDelivery } from "../core/webhooks";
 import type { ApiKeyRow, ProjectRow } from "../db/schema";
+import { MAX_BODY_BYTES } from "../http/body";
 import { SlugSchema } from "../http/fields";
 import { CHART_SCRIPT, CLERK_SCRIPT, SCRIPT, STYLES } from "./assets";
 import { FormReader, type FormValues, formErrors, localInput, readForm } from "./forms";
@@ -216,6 +218,24 @@ export function createDashboard() {
     }
     await next();
   });
+
+  // Forms are small: at most 64 KiB, as for the API's JSON bodies.
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        c.html(
+          <Layout title="Too large">
+            <ErrorPage
+              title="Too large"
+              message="That form was larger than Keygate accepts; nothing was changed."
+              signedIn={false}
+            />
+          </Layout>,
+          413,
+        ),
+    }),
+  );
 
   const asset = (body: string, type: string) => (c: C) =>
     c.body(body, 200, {
