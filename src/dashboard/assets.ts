@@ -93,7 +93,10 @@ form.stack { display: grid; gap: 1rem; }
 .field input:focus, .field select:focus, .field textarea:focus { outline: 2px solid var(--accent-soft); border-color: var(--accent); }
 .field.invalid input, .field.invalid select, .field.invalid textarea { border-color: var(--danger); }
 .field .error { color: var(--danger); font-size: 0.85rem; font-weight: 500; }
-.row { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 1rem; }
+.field { align-content: start; }
+.row { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 1rem; align-items: start; }
+.row.wide-last { grid-template-columns: minmax(160px, 1fr) minmax(240px, 2fr); }
+.field select, .field input:not([type="radio"]):not([type="checkbox"]) { height: 2.6rem; }
 fieldset { border: 1px solid var(--border); border-radius: var(--radius); padding: 0.75rem 1rem 1rem; margin: 0; }
 fieldset legend { padding: 0 0.35rem; }
 .choice { display: flex; gap: 0.6rem; align-items: flex-start; padding: 0.45rem 0; }
@@ -185,6 +188,7 @@ details[open] summary { margin-bottom: 0.75rem; }
   dl.facts { grid-template-columns: minmax(0, 1fr); gap: 0.1rem; }
   dl.facts dd { margin-bottom: 0.5rem; }
   .page-head .actions { width: 100%; }
+  .row.wide-last { grid-template-columns: minmax(0, 1fr); }
 }
 `;
 

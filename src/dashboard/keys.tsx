@@ -172,11 +172,11 @@ export const NewKeyForm: FC<{
 );
 
 const RotationFields: FC<{ values: FormValues; errors: FieldErrors }> = ({ values, errors }) => (
-  <div class="row">
+  <div class="row wide-last">
     <Field
       id="rotation_interval_days"
       label="Rotate every (days)"
-      hint="Optional: Keygate rotates the key on this schedule and sends the new one to the webhook."
+      hint="Optional. Each new key goes to the webhook."
       errors={errors}
     >
       <input
