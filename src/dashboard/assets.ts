@@ -95,7 +95,7 @@ form.stack { display: grid; gap: 1rem; }
 .field .error { color: var(--danger); font-size: 0.85rem; font-weight: 500; }
 .field { align-content: start; }
 .row { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 1rem; align-items: start; }
-.row.wide-last { grid-template-columns: minmax(160px, 1fr) minmax(240px, 2fr); }
+.row.wide-last { grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); }
 .field select, .field input:not([type="radio"]):not([type="checkbox"]) { height: 2.6rem; }
 fieldset { border: 1px solid var(--border); border-radius: var(--radius); padding: 0.75rem 1rem 1rem; margin: 0; }
 fieldset legend { padding: 0 0.35rem; }
