@@ -152,6 +152,23 @@ try {
   await submit("Save changes");
   check((await text()).includes("Changes saved."), "edit not saved");
 
+  // Access: disabled answers DISABLED; enabled again with a rate limit and credits.
+  await page.getByLabel("Enabled").uncheck();
+  await submit("Save access");
+  check((await text()).includes("Access settings saved."), "access not saved");
+  check((await verify(plaintext)) === "DISABLED", "a disabled key still verifies");
+  await page.getByLabel("Enabled").check();
+  await page.locator("#rl_name_0").fill("requests");
+  await page.locator("#rl_limit_0").fill("600");
+  await page.locator("#rl_window_0").selectOption("60");
+  await page.getByLabel("Remaining").fill("10000");
+  await page.getByLabel("Refill", { exact: true }).selectOption("monthly");
+  await page.getByLabel("Refill to").fill("10000");
+  await submit("Save access");
+  check((await text()).includes("600 per minute"), "rate limit not shown");
+  check((await verify(plaintext)) === "VALID", "an enabled key does not verify");
+  await screenshot("key-access");
+
   await page.goto(projectUrl);
   check((await text()).includes("Checkout service"), "key not listed in its project");
   await screenshot("project-keys");

@@ -375,6 +375,76 @@ describe("dashboard pages", () => {
     });
   });
 
+  it("edits enabled, rate limits and credits, sending only what changed", async () => {
+    const org = await orgWithKey();
+    const response = await dash("POST", `/dashboard/keys/${org.key.id}/access`, {
+      session: org.admin,
+      form: {
+        rl_name_0: "requests",
+        rl_limit_0: "100",
+        rl_window_0: "60",
+        credits_remaining: "500",
+        refill_interval: "monthly",
+        refill_amount: "1000",
+        refill_day: "15",
+      },
+    });
+    expect(response.status).toBe(303);
+    const got = await call("GET", `/v1/api-keys/${org.key.id}`, { token: org.admin });
+    expect(got.body).toMatchObject({
+      enabled: false,
+      ratelimits: [{ name: "requests", limit: 100, duration_ms: 60_000 }],
+      credits: { remaining: 500, refill: { interval: "monthly", amount: 1000, day: 15 } },
+    });
+    expect((await verify(org.key.key)).body.code).toBe("DISABLED");
+    const page = await dash("GET", `/dashboard/keys/${org.key.id}`, { session: org.admin });
+    expect(page.text).toContain(">Disabled<");
+    expect(page.text).toContain("500 remaining");
+    expect(page.text).toContain("100 per minute");
+    // Enabling again changes only `enabled`: the limit and the credits stay as they are.
+    const again = await dash("POST", `/dashboard/keys/${org.key.id}/access`, {
+      session: org.admin,
+      form: {
+        enabled: "on",
+        rl_name_0: "requests",
+        rl_limit_0: "100",
+        rl_window_0: "60",
+        credits_remaining: "500",
+        refill_interval: "monthly",
+        refill_amount: "1000",
+        refill_day: "15",
+      },
+    });
+    expect(again.status).toBe(303);
+    const audit = await call("GET", `/v1/organizations/${org.org}/audit-log`, {
+      token: org.admin,
+    });
+    expect(audit.body.audit_events[0].metadata.fields).toEqual(["enabled"]);
+    expect((await verify(org.key.key)).body.code).toBe("VALID");
+  });
+
+  it("names a bad rate limit or credit field next to it", async () => {
+    const org = await orgWithKey();
+    const response = await dash("POST", `/dashboard/keys/${org.key.id}/access`, {
+      session: org.admin,
+      form: {
+        enabled: "on",
+        rl_name_0: "Bad Name",
+        rl_limit_0: "10",
+        rl_window_0: "60",
+        credits_remaining: "5",
+        refill_interval: "daily",
+        refill_amount: "0",
+      },
+    });
+    expect(response.status).toBe(200);
+    expect(response.text).toContain('id="rl_name_0-error"');
+    expect(response.text).toContain('id="refill_amount-error"');
+    expect(response.text).toContain('value="Bad Name"');
+    const got = await call("GET", `/v1/api-keys/${org.key.id}`, { token: org.admin });
+    expect(got.body).toMatchObject({ ratelimits: null, credits: null });
+  });
+
   it("sends a Content-Security-Policy without inline script, and no CDN", async () => {
     const { admin } = await newOrg("csp");
     const page = await dash("GET", "/dashboard/projects", { session: admin });

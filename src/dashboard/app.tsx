@@ -13,6 +13,7 @@ import {
   createKey,
   getKey,
   listKeys,
+  liveCredits,
   revokeKey,
   rotateKey,
   type UpdateKeyInput,
@@ -33,6 +34,7 @@ import { listDeliveries, retryDelivery } from "../core/webhooks";
 import type { ApiKeyRow, ProjectRow } from "../db/schema";
 import { MAX_BODY_BYTES } from "../http/body";
 import { SlugSchema } from "../http/fields";
+import { AccessForm, accessValues, changedAccess, readAccess } from "./access";
 import { CHART_SCRIPT, CLERK_SCRIPT, SCRIPT, STYLES } from "./assets";
 import { FormReader, type FormValues, formErrors, localInput, readForm } from "./forms";
 import {
@@ -162,6 +164,7 @@ const pageRequest = (c: C, limit = PAGE_SIZE) => ({
 const NOTICES: Record<string, string> = {
   "project-created": "Project created.",
   "key-updated": "Changes saved.",
+  "access-updated": "Access settings saved.",
   "key-revoked": "Key revoked. It no longer verifies anywhere.",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
 };
@@ -598,10 +601,13 @@ export function createDashboard() {
     key: ApiKeyRow,
     values: FormValues | null = null,
     errors: FieldErrors = {},
+    access: { values: FormValues; errors: FieldErrors } | null = null,
   ) => {
     const { core, principal } = c.var;
     const project = key.projectId ? await findProject(core, principal, key.projectId) : null;
     const now = core.now();
+    // The exact balance from the usage store (the row may lag it by up to a minute).
+    const remaining = await liveCredits(core, key);
     const changeable = isLive(key) && mayChange(principal, key);
     const crumbs = project
       ? [
@@ -637,7 +643,7 @@ export function createDashboard() {
         <div class="grid-2">
           <div class="card">
             <h2>Details</h2>
-            <KeyFacts keyRow={key} project={project} now={now} />
+            <KeyFacts keyRow={key} project={project} now={now} remaining={remaining} />
           </div>
           <div class="card">
             <h2>Edit</h2>
@@ -653,6 +659,16 @@ export function createDashboard() {
             )}
           </div>
         </div>
+        {changeable ? (
+          <div class="card">
+            <h2>Access</h2>
+            <AccessForm
+              keyRow={key}
+              values={access?.values ?? accessValues(key)}
+              errors={access?.errors ?? {}}
+            />
+          </div>
+        ) : null}
       </>,
     );
   };
@@ -673,6 +689,20 @@ export function createDashboard() {
       return keyPage(c, key, values, formErrors(error));
     }
     return c.redirect(`${BASE}/keys/${key.id}?notice=key-updated`, 303);
+  });
+
+  app.post("/keys/:keyId/access", async (c) => {
+    const key = await loadKey(c);
+    const values = await readForm(c);
+    const form = new FormReader(values);
+    const input = changedAccess(key, readAccess(form));
+    if (!form.ok) return keyPage(c, key, null, {}, { values, errors: form.errors });
+    try {
+      await updateKey(c.var.core, c.var.actor, key.id, { governance: input });
+    } catch (error) {
+      return keyPage(c, key, null, {}, { values, errors: formErrors(error) });
+    }
+    return c.redirect(`${BASE}/keys/${key.id}?notice=access-updated`, 303);
   });
 
   const confirmPage = (c: C, key: ApiKeyRow, title: string, body: Child) =>

@@ -157,6 +157,9 @@ details[open] summary { margin-bottom: 0.75rem; }
 .chart-total strong { color: var(--text); font-size: 1.1rem; }
 .code { font-family: var(--mono); font-size: 0.8rem; }
 .code-valid { color: var(--ok); }
+.row.limits { grid-template-columns: minmax(0, 2fr) minmax(0, 1fr) minmax(0, 1.2fr); margin-top: 0.5rem; }
+ul.plain { margin: 0; padding: 0; list-style: none; }
+.choice input[type="checkbox"] { width: 1rem; height: 1rem; }
 .chart-empty { border: 1px dashed var(--border-strong); border-radius: var(--radius); }
 .segmented { display: inline-flex; border: 1px solid var(--border-strong); border-radius: 6px; overflow: hidden; }
 .segmented a { padding: 0.3rem 0.7rem; font-size: 0.82rem; color: var(--muted); border-left: 1px solid var(--border-strong); }

@@ -4,6 +4,7 @@ import type { FC } from "hono/jsx";
 import { isActive } from "../core/keys";
 import { isAdmin, type Principal } from "../core/principal";
 import type { ApiKeyRow, EnvironmentRow, ProjectRow } from "../db/schema";
+import { AccessFacts } from "./access";
 import { type FormValues, localInput } from "./forms";
 import {
   BASE,
@@ -32,6 +33,7 @@ export function keyStatus(key: ApiKeyRow, now: number): { label: string; kind: s
       : { label: "Rotated", kind: "" };
   }
   if (key.expiresAt !== null && key.expiresAt <= now) return { label: "Expired", kind: "danger" };
+  if (!key.enabled) return { label: "Disabled", kind: "warn" };
   return { label: "Active", kind: "ok" };
 }
 
@@ -261,7 +263,9 @@ export const KeyFacts: FC<{
   keyRow: ApiKeyRow;
   project: ProjectRow | null;
   now: number;
-}> = ({ keyRow: key, project, now }) => (
+  /** The exact credit balance, when the key has credits. */
+  remaining?: number | null;
+}> = ({ keyRow: key, project, now, remaining = null }) => (
   <dl class="facts">
     <dt>Status</dt>
     <dd>
@@ -316,6 +320,7 @@ export const KeyFacts: FC<{
     <dd>
       <Time ms={key.expiresAt} now={now} never="Never" />
     </dd>
+    <AccessFacts keyRow={key} remaining={remaining} />
     <dt>Rotation</dt>
     <dd>
       {key.rotationIntervalDays === null ? (
