@@ -139,6 +139,16 @@ try {
     await page.reload();
   }
   check(!lastUsed.includes("Never"), "last used still says Never");
+  // The chart moved: the verification is counted (the queue delivers it within seconds).
+  for (let i = 0; i < 40 && (await page.getByTestId("verification-total").count()) === 0; i++) {
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.reload();
+  }
+  check(
+    (await page.getByTestId("verification-total").textContent()) === "1",
+    "the chart does not show the verification",
+  );
+  await page.locator(".chart canvas").first().waitFor();
   await screenshot("key-detail");
 
   // Edit: a refused webhook URL is named next to its field; a good change is saved.

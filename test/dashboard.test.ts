@@ -1,6 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createCore } from "../src/context";
+import { addVerificationMessages } from "../src/core/analytics/consume";
 import worker from "../src/index";
 import { BASE, call, newKey, newOrg, sessionToken, verify } from "./helpers";
 
@@ -550,6 +552,48 @@ describe("dashboard roles", () => {
     });
     expect(revoke.status).toBe(404);
     expect((await verify(a.key.key)).body.code).toBe("VALID");
+  });
+});
+
+describe("dashboard charts", () => {
+  it("says what will appear before a key is verified", async () => {
+    const org = await orgWithKey();
+    const page = await dash("GET", `/dashboard/keys/${org.key.id}`, { session: org.admin });
+    expect(page.text).toContain("No verifications in the last 24 hours");
+    expect(page.text).not.toContain("data-chart=");
+    const project = await dash("GET", `/dashboard/projects/${org.project.id}`, {
+      session: org.admin,
+    });
+    expect(project.text).toContain("this project&#39;s keys are verified");
+  });
+
+  it("charts a key's and its project's verifications by outcome", async () => {
+    const org = await orgWithKey();
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const core = createCore(env, createExecutionContext());
+    await addVerificationMessages(core, [
+      {
+        v: 1,
+        id: crypto.randomUUID(),
+        keys: { [org.key.id]: [org.org, org.project.id, Date.now()] },
+        counts: [
+          [org.key.id, minute, "VALID", 3],
+          [org.key.id, minute, "INSUFFICIENT_SCOPE", 1],
+        ],
+      },
+    ]);
+    const page = await dash("GET", `/dashboard/keys/${org.key.id}?range=1h`, {
+      session: org.admin,
+    });
+    expect(page.text).toContain('data-testid="verification-total">4<');
+    expect(page.text).toContain("data-chart=");
+    expect(page.text).toContain('aria-current="page">Last hour<');
+    expect(page.text).toContain('src="/dashboard/assets/uplot.js"');
+    const project = await dash("GET", `/dashboard/projects/${org.project.id}`, {
+      session: org.admin,
+    });
+    expect(project.text).toContain('data-testid="verification-total">4<');
+    expect(project.text).toContain("Most verified keys");
   });
 });
 

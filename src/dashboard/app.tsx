@@ -6,6 +6,7 @@ import type { Child } from "hono/jsx";
 import UPLOT_SCRIPT from "uplot/dist/uPlot.iife.min.js";
 import UPLOT_STYLES from "uplot/dist/uPlot.min.css";
 import { createCore } from "../context";
+import { keyVerifications, projectVerifications } from "../core/analytics/queries";
 import { listAuditEvents } from "../core/audit";
 import type { Core } from "../core/context";
 import { forbidden, isDomainError, loggable } from "../core/errors";
@@ -36,6 +37,7 @@ import { MAX_BODY_BYTES } from "../http/body";
 import { SlugSchema } from "../http/fields";
 import { AccessForm, accessValues, changedAccess, readAccess } from "./access";
 import { CHART_SCRIPT, CLERK_SCRIPT, SCRIPT, STYLES } from "./assets";
+import { ChartAssets, rangeOf, rangeQuery, VerificationChart } from "./charts";
 import { FormReader, type FormValues, formErrors, localInput, readForm } from "./forms";
 import {
   EditKeyForm,
@@ -414,10 +416,15 @@ export function createDashboard() {
   app.get("/projects/:projectId", async (c) => {
     const { core, principal } = c.var;
     const project = await findProject(core, principal, c.req.param("projectId"));
-    const keys = await listKeys(core, principal, { projectId: project.id }, pageRequest(c));
+    const range = rangeOf(c.req.query("range"));
+    const query = rangeQuery(range, core.now());
+    const [keys, usage] = await Promise.all([
+      listKeys(core, principal, { projectId: project.id }, pageRequest(c)),
+      projectVerifications(core, principal, project.id, query),
+    ]);
     return page(
       c,
-      { title: project.name, section: "projects" },
+      { title: project.name, section: "projects", head: <ChartAssets /> },
       <>
         <PageHead
           title={project.name}
@@ -443,6 +450,14 @@ export function createDashboard() {
             {...pageLinks(c, keys.nextCursor)}
           />
         </div>
+        <VerificationChart
+          data={usage}
+          range={range}
+          path={`${BASE}/projects/${project.id}`}
+          what="project"
+          topKeys={usage.top_keys}
+          {...query}
+        />
       </>,
     );
   });
@@ -608,6 +623,9 @@ export function createDashboard() {
     const now = core.now();
     // The exact balance from the usage store (the row may lag it by up to a minute).
     const remaining = await liveCredits(core, key);
+    const range = rangeOf(c.req.query("range"));
+    const query = rangeQuery(range, now);
+    const usage = await keyVerifications(core, principal, key.id, query);
     const changeable = isLive(key) && mayChange(principal, key);
     const crumbs = project
       ? [
@@ -617,7 +635,7 @@ export function createDashboard() {
       : [{ href: `${BASE}/org-keys`, label: "Organization keys" }];
     return page(
       c,
-      { title: key.name, section: project ? "projects" : "org-keys" },
+      { title: key.name, section: project ? "projects" : "org-keys", head: <ChartAssets /> },
       <>
         <PageHead
           title={
@@ -640,6 +658,13 @@ export function createDashboard() {
           }
         />
         {flash(c)}
+        <VerificationChart
+          data={usage}
+          range={range}
+          path={`${BASE}/keys/${key.id}`}
+          what="key"
+          {...query}
+        />
         <div class="grid-2">
           <div class="card">
             <h2>Details</h2>

@@ -160,6 +160,9 @@ details[open] summary { margin-bottom: 0.75rem; }
 .row.limits { grid-template-columns: minmax(0, 2fr) minmax(0, 1fr) minmax(0, 1.2fr); margin-top: 0.5rem; }
 ul.plain { margin: 0; padding: 0; list-style: none; }
 .choice input[type="checkbox"] { width: 1rem; height: 1rem; }
+.top-keys { margin-top: 1rem; border-top: 1px solid var(--border); padding-top: 0.75rem; }
+.top-keys h3 { font-size: 0.85rem; color: var(--muted); margin: 0 0 0.4rem; font-weight: 600; }
+.top-keys ol { margin: 0; padding-left: 1.25rem; display: grid; gap: 0.2rem; font-size: 0.9rem; }
 .chart-empty { border: 1px dashed var(--border-strong); border-radius: var(--radius); }
 .segmented { display: inline-flex; border: 1px solid var(--border-strong); border-radius: 6px; overflow: hidden; }
 .segmented a { padding: 0.3rem 0.7rem; font-size: 0.82rem; color: var(--muted); border-left: 1px solid var(--border-strong); }
@@ -283,10 +286,11 @@ export const CHART_SCRIPT = `
       {
         ...size(),
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+        legend: { live: false },
         scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
         axes: [axis, { ...axis, incrs: INCRS, size: 48 }],
         series: [
-          { label: "UTC" },
+          { label: "Time (UTC)" },
           ...codes.map((code) => ({
             label: code,
             stroke: COLORS[code] || "#3b4fd8",

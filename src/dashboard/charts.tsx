@@ -66,7 +66,9 @@ export const VerificationChart: FC<{
   what: "key" | "project";
   start: number;
   end: number;
-}> = ({ data, range, path, what, start, end }) => {
+  /** The project's most verified keys over the range. */
+  topKeys?: { key_id: string; name: string; total: number }[];
+}> = ({ data, range, path, what, start, end, topKeys }) => {
   const totals = totalsByCode(data);
   const total = totals.reduce((sum, [, n]) => sum + n, 0);
   return (
@@ -113,6 +115,19 @@ export const VerificationChart: FC<{
               buckets: data.buckets,
             })}
           />
+          {topKeys && topKeys.length > 0 ? (
+            <div class="top-keys">
+              <h3>Most verified keys</h3>
+              <ol>
+                {topKeys.map((k) => (
+                  <li>
+                    <a href={`${BASE}/keys/${k.key_id}`}>{k.name}</a>{" "}
+                    <span class="muted">{k.total}</span>
+                  </li>
+                ))}
+              </ol>
+            </div>
+          ) : null}
         </>
       )}
     </div>
