@@ -4,7 +4,7 @@
 // at 1280 and 390 px go to test-artifacts/dashboard/. Any console error, page error, failed
 // request or request off this machine fails the journey.
 //   npm run test:dashboard          (needs /usr/bin/chromium: apt-get install -y chromium)
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { startDevServer } from "./dev-server.mjs";
 
@@ -24,6 +24,8 @@ let failed = false;
 const problems = [];
 try {
   log(`wrangler dev on ${server.url}`);
+  // This run's screenshots only.
+  rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
