@@ -195,6 +195,9 @@ ul.plain { margin: 0; padding: 0; list-style: none; }
   dl.facts dd { margin-bottom: 0.5rem; }
   .page-head .actions { width: 100%; }
   .row.wide-last { grid-template-columns: minmax(0, 1fr); }
+  .row.limits { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0.5rem 0.75rem; padding-bottom: 0.5rem; border-bottom: 1px solid var(--border); }
+  .row.limits > :first-child { grid-column: 1 / -1; }
+  fieldset { padding: 0.5rem 0.75rem 0.75rem; }
 }
 `;
 
