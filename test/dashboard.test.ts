@@ -183,6 +183,7 @@ describe("dashboard CSRF", () => {
         ["/dashboard/projects", { name: "Forged" }],
         [`/dashboard/projects/${p}/keys`, { name: "Forged" }],
         [`/dashboard/keys/${id}`, { name: "Forged", scopes: "*" }],
+        [`/dashboard/keys/${id}/access`, { credits_remaining: "0" }],
         [`/dashboard/keys/${id}/rotate`, { grace: "0" }],
         [`/dashboard/keys/${id}/revoke`, {}],
         ["/dashboard/org-keys", { name: "Forged", scopes: "*" }],
