@@ -431,7 +431,7 @@ describe("analytics queries", () => {
     });
   });
 
-  it("refuses more than 1 000 buckets and a start that is not before end", async () => {
+  it("refuses more than 1 000 buckets and a start after end; start = end asks for its bucket", async () => {
     const { a, principal } = await setUp();
     const at = Math.floor(NOW / MINUTE) * MINUTE;
     await expect(
@@ -440,9 +440,16 @@ describe("analytics queries", () => {
     await expect(
       keyStats(principal, a, { start: at - 1000 * MINUTE, end: at, granularity: "minute" }),
     ).resolves.toMatchObject({ granularity: "minute" });
-    await expect(keyStats(principal, a, { start: NOW, end: NOW })).rejects.toThrow(
-      /start: must be before end/,
+    await expect(keyStats(principal, a, { start: NOW + 1, end: NOW })).rejects.toThrow(
+      /start: must not be after end/,
     );
+    // Aligned before it is checked: an instant inside an hour is that hour's bucket.
+    const nine = Date.UTC(2026, 11, 1, 9);
+    await seed([{ key: a, at: nine + 5 * MINUTE, code: "VALID", n: 2 }]);
+    const instant = nine + 20 * MINUTE;
+    expect((await keyStats(principal, a, { start: instant, end: instant })).buckets).toEqual([
+      { start: "2026-12-01T09:00:00.000Z", total: 2, counts: { VALID: 2 } },
+    ]);
   });
 
   it("a project sums its keys, leaves org-scoped keys out, and ranks top keys", async () => {

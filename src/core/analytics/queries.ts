@@ -69,8 +69,10 @@ export function resolveRange(query: VerificationsQuery, now: number): Range {
   const size = GRANULARITY_MS[granularity];
   const end = query.end ?? now;
   const start = query.start ?? end - DEFAULT_SPAN_MS[granularity];
-  if (start >= end) {
-    throw invalid("start", "must be before end.", iso(start));
+  // Aligned first, so `start = end` inside a bucket still asks for that bucket; only a start
+  // after the end is a mistake.
+  if (start > end) {
+    throw invalid("start", "must not be after end.", iso(start));
   }
   const alignedStart = Math.floor(start / size) * size;
   const alignedEnd = Math.ceil(end / size) * size;
