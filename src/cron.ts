@@ -5,9 +5,13 @@ import { isDomainError, loggable } from "./core/errors";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
 import { publishKey } from "./core/verify";
 import { deliverDue } from "./core/webhooks";
+import { fairBatch } from "./db/fair";
 import { apiKeys } from "./db/schema";
 
-/** Keys rotated per run and keys swept per run: bounded, the next minute takes the rest. */
+/**
+ * Keys rotated per run (shared round-robin across organizations) and keys swept per run:
+ * bounded, the next minute takes the rest.
+ */
 export const ROTATION_BATCH = 50;
 export const SWEEP_BATCH = 100;
 
@@ -19,19 +23,25 @@ export const SWEEP_BATCH = 100;
  */
 export async function rotateDueKeys(core: Core): Promise<number> {
   const now = core.now();
+  const isDue = and(
+    lte(apiKeys.nextRotationAt, now),
+    isNull(apiKeys.revokedAt),
+    isNull(apiKeys.replacedByKeyId),
+    or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
+  );
+  const columns = {
+    id: apiKeys.id,
+    organizationId: apiKeys.organizationId,
+    dueAt: apiKeys.nextRotationAt,
+    seq: apiKeys.seq,
+  };
+  // Round-robin across organizations: one tenant's thousands of due keys cannot hold back
+  // another tenant's one for more than a run.
   const due = await core.db
     .select()
     .from(apiKeys)
-    .where(
-      and(
-        lte(apiKeys.nextRotationAt, now),
-        isNull(apiKeys.revokedAt),
-        isNull(apiKeys.replacedByKeyId),
-        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
-      ),
-    )
-    .orderBy(asc(apiKeys.nextRotationAt))
-    .limit(ROTATION_BATCH);
+    .where(inArray(apiKeys.id, fairBatch(apiKeys, columns, isDue, ROTATION_BATCH)))
+    .orderBy(asc(apiKeys.nextRotationAt));
   let rotated = 0;
   const failures: unknown[] = [];
   for (const key of due) {

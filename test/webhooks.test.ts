@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_ATTEMPTS } from "../src/core/webhooks";
+import { DELIVERY_BATCH, MAX_ATTEMPTS } from "../src/core/webhooks";
 import { call, newKey, newOrg, nextLink, runCron, verify } from "./helpers";
 
 const SECOND = 1000;
@@ -316,6 +316,87 @@ describe("delivery", () => {
     expect(hooks.to(url)).toHaveLength(1);
     const [after] = await deliveries(admin, project.id);
     expect(after).toMatchObject({ id: delivery.id, status: "delivered", attempts: 1 });
+  });
+});
+
+/** Make a delivery due at `at` (ms), so a run at a chosen instant sees only this test's rows. */
+const dueAt = (id: string, at: number) =>
+  env.DB.prepare("update webhook_deliveries set next_attempt_at = ? where id = ?")
+    .bind(at, id)
+    .run();
+
+/** `count` more pending rows like delivery `id` (same organization, URL and key), due at `at`. */
+const cloneDelivery = (id: string, count: number, at: number) =>
+  env.DB.prepare(
+    `with recursive n(i) as (select 1 union all select i + 1 from n where i < ?)
+     insert into webhook_deliveries (id, organization_id, project_id, key_id, event_type, url,
+       payload, encrypted_key, status, attempts, next_attempt_at, created_at, updated_at)
+     select 'msg_' || lower(hex(randomblob(16))), organization_id, project_id, key_id,
+       event_type, url, payload, encrypted_key, 'pending', 0, ?, created_at, updated_at
+     from webhook_deliveries, n where id = ?`,
+  )
+    .bind(count, at, id)
+    .run();
+
+/** A promise and the function that resolves it: a test waits on an event, never on a timer. */
+function gate() {
+  let open: () => void = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { open, opened };
+}
+
+describe("fairness and leases", () => {
+  it("delivers another tenant's due delivery in the first run, behind one tenant's 75 failing ones", async () => {
+    // Runs a day back: no delivery left by the other tests of this file is due then.
+    const runAt = Date.now() - DAY;
+    const busy = await rotatedKey("backlog");
+    await dueAt(busy.delivery.id, runAt - 2 * HOUR);
+    await cloneDelivery(busy.delivery.id, 74, runAt - 2 * HOUR);
+    const quiet = await rotatedKey("quiet");
+    await dueAt(quiet.delivery.id, runAt - HOUR);
+    const hooks = receivers({ [busy.url]: status(500), [quiet.url]: ok });
+
+    await runCron(runAt);
+
+    expect(hooks.to(quiet.url)).toHaveLength(1);
+    expect((await deliveries(quiet.admin, quiet.project.id))[0]).toMatchObject({
+      status: "delivered",
+    });
+    // The busy tenant still got the rest of the run's batch.
+    expect(hooks.to(busy.url)).toHaveLength(DELIVERY_BATCH - 1);
+  });
+
+  it("never claims again an attempt still in flight, even when the run that sent it was late", async () => {
+    const { admin, project, url, delivery } = await rotatedKey("late-run");
+    await dueAt(delivery.id, Date.now() - 5 * MINUTE);
+    const sent = gate();
+    let release: (response: Response) => void = () => {};
+    const answer = new Promise<Response>((resolve) => {
+      release = resolve;
+    });
+    const hooks = receivers({
+      [url]: (_sent, attempt) => {
+        if (attempt > 1) return new Response("a second send");
+        sent.open();
+        return answer;
+      },
+    });
+
+    // A run 70 s late: its scheduledTime is 70 s behind the wall clock.
+    const late = runCron(Date.now() - 70 * SECOND);
+    await sent.opened;
+    await runCron(Date.now());
+    expect(hooks.to(url)).toHaveLength(1);
+
+    release(new Response("ok"));
+    await late;
+    expect(hooks.to(url)).toHaveLength(1);
+    expect((await deliveries(admin, project.id))[0]).toMatchObject({
+      status: "delivered",
+      attempts: 1,
+    });
   });
 });
 
