@@ -109,6 +109,13 @@ describe("Clerk session tokens", () => {
     expect(response.body.detail).toMatch(/organization/);
   });
 
+  it("treats a session with pending tasks (sts: pending) as signed out: 401", async () => {
+    const pending = await sessionToken({ org: "org_pending", claims: { sts: "pending" } });
+    expectUnauthorized(await call("GET", "/v1/projects", { token: pending }));
+    const active = await sessionToken({ org: "org_pending", claims: { sts: "active" } });
+    expect((await call("GET", "/v1/projects", { token: active })).status).toBe(200);
+  });
+
   it("enforces CLERK_AUTHORIZED_PARTIES when set", async () => {
     const core = createCore(
       { ...env, CLERK_AUTHORIZED_PARTIES: "https://app.example.com, https://admin.example.com" },
