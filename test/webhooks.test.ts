@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DELIVERY_BATCH, MAX_ATTEMPTS } from "../src/core/webhooks";
-import { call, newKey, newOrg, nextLink, runCron, verify } from "./helpers";
+import { call, newKey, newOrg, nextLink, runCron, sessionToken, verify } from "./helpers";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -652,6 +652,30 @@ describe("webhook signing secret", () => {
     expect(signatures(one)).toEqual([await expectedSignature(newSecret, one)]);
     standardVerify(newSecret, one);
     expect(() => standardVerify(oldSecret, one)).toThrow();
+  });
+});
+
+describe("webhook signing secret history", () => {
+  it("refuses a second rotation (409) while the previous secret is in its 24 h, then allows it", async () => {
+    const { org, admin, project } = await newOrg("secret-history");
+    const path = `/v1/projects/${project.id}/webhook-secret`;
+    const first = await call("POST", path, { token: admin });
+    expect(first.status).toBe(200);
+
+    const again = await call("POST", path, { token: admin });
+    expect(again.status).toBe(409);
+    expect(again.headers.get("content-type")).toContain("application/problem+json");
+    expect(again.body.detail).toContain(first.body.previous_secret_expires_at);
+    // Nothing changed: the original secret still signs beside the new one.
+    const read = await call("GET", path, { token: admin });
+    expect(read.body).toEqual(first.body);
+    expect(read.body.previous_webhook_signing_secret).toBe(project.webhook_signing_secret);
+
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse(first.body.previous_secret_expires_at) + SECOND);
+    const later = await call("POST", path, { token: await sessionToken({ org, role: "admin" }) });
+    expect(later.status).toBe(200);
+    expect(later.body.previous_webhook_signing_secret).toBe(first.body.webhook_signing_secret);
   });
 });
 

@@ -217,7 +217,8 @@ const rotateSecret = createRoute({
   method: "post",
   path: "/v1/projects/{id}/webhook-secret",
   summary: "Rotate the webhook signing secret (org admins)",
-  description: "Deliveries are signed with both the new and the old secret for 24 hours.",
+  description:
+    "Deliveries are signed with both the new and the old secret for 24 hours. While a previous secret is still in those 24 hours, another rotation is refused with 409 (so no secret stops verifying earlier than 24 h after it was replaced).",
   request: { params: ProjectParams },
   responses: { 200: jsonResponse(WebhookSecretSchema, "The new secret."), ...writeErrorResponses },
 });
