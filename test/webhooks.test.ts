@@ -735,6 +735,111 @@ describe("rotation_webhook_url", () => {
   });
 });
 
+describe("rotation_webhook_url: no private or special addresses, in any spelling", () => {
+  const refused = [
+    // private, loopback (other than the three loopback hosts), link-local, unspecified
+    "https://10.0.0.1/hook",
+    "https://172.16.5.4/hook",
+    "https://192.168.1.1/hook",
+    "https://100.64.0.1/hook",
+    "https://169.254.169.254/latest/meta-data",
+    "https://127.0.0.2/hook",
+    "https://0.0.0.0/hook",
+    "https://255.255.255.255/hook",
+    "https://224.0.0.1/hook",
+    // the same addresses in other IPv4 spellings
+    "https://167772161/hook", // 10.0.0.1 as one decimal number
+    "https://0xa000001/hook",
+    "https://0x0a.0.0.1/hook",
+    "https://012.0.0.1/hook", // octal 10
+    "https://0251.0376.0251.0376/", // 169.254.169.254 in octal
+    "https://10.1/hook",
+    "https://10.0.0.1./hook",
+    "https://%31%30.0.0.1/hook",
+    "https://0/hook",
+    // IPv6: unspecified, link-local, unique-local, site-local, multicast, mapped, NAT64
+    "https://[::]/hook",
+    "https://[0:0:0:0:0:0:0:0]/hook",
+    "https://[fe80::1]/hook",
+    "https://[FE80:0000::1]/hook",
+    "https://[fc00::1]/hook",
+    "https://[fd12:3456:789a::1]/hook",
+    "https://[fec0::1]/hook",
+    "https://[ff02::1]/hook",
+    "https://[::ffff:10.0.0.1]/hook",
+    "https://[::ffff:a00:1]/hook",
+    "https://[::ffff:8.8.8.8]/hook",
+    "https://[0:0:0:0:0:ffff:7f00:1]/hook",
+    "https://[::127.0.0.1]/hook",
+    "https://[::2]/hook",
+    "https://[64:ff9b::a00:1]/hook",
+    "https://[2002:a00:1::]/hook",
+    "https://[0::1]:8443/hook", // loopback, but only the spellings localhost, 127.0.0.1, [::1]
+    // user info, ports off loopback, other schemes
+    "https://user:pass@example.com/hook",
+    "https://user@example.com/hook",
+    "https://example.com:8443/hook",
+    "https://example.com:443/hook",
+    "http://example.com/hook",
+    "HTTPS://example.com/hook",
+    "http://localhost.example.com/hook",
+    "http://127.0.0.1.nip.io/hook",
+    "ftp://example.com/hook",
+    "javascript:alert(1)",
+  ];
+  const allowed = [
+    "https://example.com/hook",
+    "https://example.com",
+    "https://example.com?x=1",
+    "https://8.8.8.8/hook",
+    "https://[2606:4700:4700::1111]/hook",
+    "http://localhost/hook",
+    "http://localhost:3000/hook",
+    "https://localhost:8443/hook",
+    "http://127.0.0.1:8080/hook",
+    "http://[::1]:9000/hook",
+  ];
+
+  it("refuses each refused spelling with one 400 naming the field, and accepts the others", async () => {
+    const { admin, project } = await newOrg("url-ssrf");
+    for (const url of refused) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: admin,
+        body: { project_id: project.id, name: "k", rotation_webhook_url: url },
+      });
+      expect(created.status, url).toBe(400);
+      expect(created.body.errors, url).toEqual([
+        { location: "body.rotation_webhook_url", message: expect.any(String), value: url },
+      ]);
+    }
+    for (const url of allowed) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: admin,
+        body: { project_id: project.id, name: "k", rotation_webhook_url: url },
+      });
+      expect(created.status, url).toBe(201);
+    }
+  });
+
+  it("states the rule in the OpenAPI document: format uri, a pattern and a description", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    const schemas = JSON.stringify(doc);
+    expect(schemas).toContain('"format":"uri"');
+    const create = doc.paths["/v1/api-keys"].post.requestBody.content["application/json"].schema;
+    const properties =
+      create.properties ?? doc.components.schemas[create.$ref.split("/").pop()].properties;
+    const field = properties.rotation_webhook_url;
+    const url = field.anyOf ? field.anyOf.find((s: Json) => s.type === "string") : field;
+    expect(url).toMatchObject({ format: "uri", maxLength: 2048 });
+    expect(url.description).toMatch(/private/);
+    const pattern = new RegExp(url.pattern);
+    for (const ok of allowed) expect(pattern.test(ok), ok).toBe(true);
+    for (const shape of ["https://user@example.com/", "https://example.com:8443/", "HTTPS://a/"]) {
+      expect(pattern.test(shape), shape).toBe(false);
+    }
+  });
+});
+
 describe("retrying a delivery", () => {
   const retry = (token: string, projectId: string, deliveryId: string) =>
     call("POST", `/v1/projects/${projectId}/webhook-deliveries/${deliveryId}/retry`, { token });

@@ -1,6 +1,7 @@
 // Shared field schemas (SPEC "Input limits"): one check per field, so a bad value gets one
 // `errors[]` entry with one message.
 import { z } from "@hono/zod-openapi";
+import { WEBHOOK_URL_PATTERN, WEBHOOK_URL_RULE, webhookUrlProblem } from "../core/webhook-url";
 
 export { IdSchema, ScopeSchema, ScopesSchema } from "../core/fields";
 
@@ -30,26 +31,19 @@ export const SlugSchema = z
     "must be 1–32 lowercase letters and digits, starting with a letter",
   );
 
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
-
-/** https anywhere; plain http only to loopback hosts, for local development. */
-export function isAllowedWebhookUrl(value: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username || url.password) return false;
-  if (url.protocol === "https:") return true;
-  return url.protocol === "http:" && LOOPBACK.has(url.hostname);
-}
-
 export const WebhookUrlSchema = z
   .string()
   .max(2048)
-  .refine(isAllowedWebhookUrl, "must be an https:// URL (http:// only for localhost)")
-  .openapi({ example: "https://example.com/hooks/keygate" });
+  .superRefine((value, ctx) => {
+    const problem = webhookUrlProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .openapi({
+    format: "uri",
+    pattern: WEBHOOK_URL_PATTERN,
+    description: `Where rotations of this key are announced: ${WEBHOOK_URL_RULE}.`,
+    example: "https://example.com/hooks/keygate",
+  });
 
 /** Wire timestamps to the core's milliseconds, keeping "absent" and "cleared" apart. */
 export const toMs = (iso: string | null | undefined) =>
