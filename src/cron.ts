@@ -120,6 +120,10 @@ export async function runScheduled(
   const rotated = await run(() => rotateDueKeys(core), 0);
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
+  // One line a run (wrangler dev's terminal, Workers Logs): what the minute did.
+  console.log(
+    `cron run ${new Date(scheduledTime).toISOString()}: rotated ${rotated}, delivered ${delivered.delivered}, failed ${delivered.attempted - delivered.delivered}, swept ${swept}${failures.length > 0 ? `, ${failures.length} job(s) failed` : ""}`,
+  );
   if (failures.length > 0) {
     for (const failure of failures) console.error("scheduled job failed:", loggable(failure));
     throw new AggregateError(failures, "Scheduled run failed.");

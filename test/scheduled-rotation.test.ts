@@ -340,6 +340,25 @@ describe("scheduled rotation", () => {
     expect(rotatedBusy?.n).toBe(ROTATION_BATCH - 1);
   });
 
+  it("logs one line per run: rotated, delivered, failed, swept", async () => {
+    const { admin, project } = await newOrg("cron-log");
+    const key = await newKey(admin, project.id, { rotation_interval_days: 1 });
+    const runAt = Date.parse(key.next_rotation_at);
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => {
+      lines.push(args.join(" "));
+    });
+
+    await runCron(runAt);
+
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^cron run ${iso(runAt).replaceAll(".", "\\.")}: rotated [1-9]\\d*, delivered \\d+, failed \\d+, swept \\d+$`,
+      ),
+    );
+  });
+
   it("runs through the Worker's scheduled entry point", async () => {
     const { admin, project } = await newOrg("entry");
     const key = await newKey(admin, project.id, { rotation_interval_days: 1 });
