@@ -2,6 +2,7 @@ import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-
 import { createCore } from "./context";
 import type { Core } from "./core/context";
 import { isDomainError, loggable } from "./core/errors";
+import { sweepIdempotencyKeys } from "./core/idempotency";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
 import { publishKey } from "./core/verify";
 import { deliverDue } from "./core/webhooks";
@@ -96,7 +97,8 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
 }
 
 /**
- * One cron, three jobs; "now" is the controller's scheduledTime so runs are reproducible.
+ * One cron, three jobs (and forgetting Idempotency-Key records past their 24 h); "now" is
+ * the controller's scheduledTime so runs are reproducible.
  * The jobs are independent: one that fails does not stop the others, and the run still
  * fails afterwards so the error is reported.
  */
@@ -120,6 +122,7 @@ export async function runScheduled(
   const rotated = await run(() => rotateDueKeys(core), 0);
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
+  await run(() => sweepIdempotencyKeys(core), 0);
   // One line a run (wrangler dev's terminal, Workers Logs): what the minute did.
   console.log(
     `cron run ${new Date(scheduledTime).toISOString()}: rotated ${rotated}, delivered ${delivered.delivered}, failed ${delivered.attempted - delivered.delivered}, swept ${swept}${failures.length > 0 ? `, ${failures.length} job(s) failed` : ""}`,

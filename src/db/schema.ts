@@ -1,4 +1,11 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import {
+  index,
+  integer,
+  primaryKey,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
 
 // The enums, in one place: the columns carry them, and the wire schemas derive theirs from
 // the columns (`apiKeys.source.enumValues`).
@@ -132,6 +139,35 @@ export const webhookDeliveries = sqliteTable(
   (t) => [
     index("webhook_deliveries_project_seq").on(t.projectId, t.seq),
     index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+  ],
+);
+
+/**
+ * `Idempotency-Key` records (SPEC Part 2 "Idempotent writes"): one per organization, caller
+ * and key, kept 24 h. The first response is stored sealed (AES-GCM under ENCRYPTION_KEY): it
+ * may hold a plaintext API key or webhook secret.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    organizationId: text("organization_id").notNull(),
+    // `user:<id>` or `key:<id>`: who sent it.
+    caller: text("caller").notNull(),
+    // SHA-256 of the header as sent: the header itself is the client's and never stored.
+    keyHash: text("key_hash").notNull(),
+    // SHA-256 of method, path and body: a retry must send the same request.
+    requestHash: text("request_hash").notNull(),
+    // Which request holds the record: only it may complete or release it.
+    claim: text("claim").notNull(),
+    // null while the first request runs.
+    status: integer("status"),
+    response: text("response"),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.organizationId, t.caller, t.keyHash] }),
+    index("idempotency_keys_expires").on(t.expiresAt),
   ],
 );
 

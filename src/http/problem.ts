@@ -19,6 +19,7 @@ export type ProblemKind =
   | "not-found"
   | "method-not-allowed"
   | "conflict"
+  | "unprocessable"
   | "payload-too-large"
   | "unsupported-media-type"
   | "rate-limited"
@@ -32,6 +33,7 @@ const KINDS: Record<ProblemKind, { status: number; title: string }> = {
   "not-found": { status: 404, title: "Not Found" },
   "method-not-allowed": { status: 405, title: "Method Not Allowed" },
   conflict: { status: 409, title: "Conflict" },
+  unprocessable: { status: 422, title: "Unprocessable Content" },
   "payload-too-large": { status: 413, title: "Content Too Large" },
   "unsupported-media-type": { status: 415, title: "Unsupported Media Type" },
   "rate-limited": { status: 429, title: "Too Many Requests" },

@@ -1,4 +1,5 @@
 // Project-level API key management (seed 001), plus Keygate's own get/patch of one key.
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   createKey,
@@ -24,6 +25,7 @@ import {
   toMs,
   WebhookUrlSchema,
 } from "../http/fields";
+import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
   jsonBody,
@@ -216,7 +218,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
     );
   });
 
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       projectId: body.project_id,
@@ -254,7 +256,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
     return c.body(null, 204);
   });
 
-  app.openapi(rotate, async (c) => {
+  app.openapi(idempotent(rotate), async (c) => {
     const body = c.req.valid("json");
     const rotation = await rotateKey(
       c.var.core,

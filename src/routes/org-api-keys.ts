@@ -1,4 +1,5 @@
 // Org and project-scoped API key management (seed 000).
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
@@ -14,6 +15,7 @@ import {
   TimestampSchema,
   toMs,
 } from "../http/fields";
+import { idempotent } from "../http/idempotency";
 import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
@@ -143,7 +145,7 @@ export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
     return c.json({ api_keys: result.items.map((k) => toOrgApiKey(k, now)) }, 200);
   });
 
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       organizationId: c.req.valid("param").orgID,

@@ -1,4 +1,5 @@
 // Project API keys for dashboard users (seed 002): Huma-style bodies with `$schema`.
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { notFound } from "../core/errors";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
@@ -13,6 +14,7 @@ import {
   TimestampSchema,
   toMs,
 } from "../http/fields";
+import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
   jsonResponse,
@@ -170,7 +172,7 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
     );
   });
 
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       projectId: c.req.valid("param").projectId,

@@ -1,4 +1,5 @@
 // Keygate's own: projects, their environments, webhook secret and webhook deliveries.
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   createEnvironment,
@@ -19,6 +20,7 @@ import {
 } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import { IdSchema, InstantSchema, iso, NameSchema, SlugSchema } from "../http/fields";
+import { idempotent } from "../http/idempotency";
 import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
@@ -256,7 +258,7 @@ const retry = createRoute({
 });
 
 export function registerProjects(app: OpenAPIHono<AppEnv>) {
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const created = await createProject(c.var.core, c.var.actor, {
       name: body.name,
@@ -297,7 +299,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
     return c.json({ environments: envs.map(toEnvironment) }, 200);
   });
 
-  app.openapi(createEnv, async (c) => {
+  app.openapi(idempotent(createEnv), async (c) => {
     const env = await createEnvironment(
       c.var.core,
       c.var.actor,
@@ -312,7 +314,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
     return c.json(toSecrets(secrets), 200);
   });
 
-  app.openapi(rotateSecret, async (c) => {
+  app.openapi(idempotent(rotateSecret), async (c) => {
     const secrets = await rotateWebhookSecret(c.var.core, c.var.actor, c.req.valid("param").id);
     return c.json(toSecrets(secrets), 200);
   });
