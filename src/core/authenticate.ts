@@ -43,8 +43,13 @@ async function authenticateKey(core: Core, token: string): Promise<Principal> {
     keyId: record.id,
     projectId: record.projectId,
     scopes: record.scopes,
+    expiresAt: lifetimeEnd(record.expiresAt, record.graceExpiresAt),
   };
 }
+
+/** The earlier of two optional instants (null = never). */
+const lifetimeEnd = (a: number | null, b: number | null) =>
+  a === null ? b : b === null ? a : Math.min(a, b);
 
 /** `CLERK_AUTHORIZED_PARTIES`: the dashboard origins whose session tokens are accepted. */
 export const authorizedParties = (env: { CLERK_AUTHORIZED_PARTIES?: string | undefined }) =>

@@ -9,7 +9,14 @@ import { type Actor, actorId, requireScope } from "../principal";
 import { publishKey } from "../verify";
 import { rotationDeliveryValues } from "../webhooks";
 import { findKey, type KeyPlace } from "./find";
-import { DAY_MS, isActive, nextRotationAt, requireGrantable, requireKeyAdmin } from "./rules";
+import {
+  cappedExpiry,
+  DAY_MS,
+  isActive,
+  nextRotationAt,
+  requireGrantable,
+  requireKeyAdmin,
+} from "./rules";
 
 /** Scheduled rotations leave the old key valid this long. */
 export const SCHEDULED_GRACE_MS = DAY_MS;
@@ -77,6 +84,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     rotatedFromKeyId: old.id,
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(old.rotationIntervalDays, now),
+    // Rotated by an API key, the successor never outlives that key.
+    expiresAt: cappedExpiry(actor.principal, old.expiresAt),
   };
   const { seq: _seq, ...freshValues } = fresh;
 
