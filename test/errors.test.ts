@@ -283,3 +283,62 @@ describe("problem+json for every error", () => {
     expect(body.errors[0]).toMatchObject({ location: "body.name", value: "" });
   });
 });
+
+describe("text fields hold well-formed characters", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("unicode");
+  });
+
+  it("refuses lone surrogates with a 400 naming the field, in any field, nested too", async () => {
+    const lone = "\ud800".repeat(128);
+    const created = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: lone },
+    });
+    expect(created.status).toBe(400);
+    expect(created.body.errors).toEqual([
+      {
+        location: "body.name",
+        message: expect.stringMatching(/surrogate/),
+        value: expect.any(String),
+      },
+    ]);
+    for (const body of [
+      { project_id: org.project.id, name: "ok", device_name: "a\udc00b" },
+      { project_id: org.project.id, name: "ok", scopes: ["x", "\udbff"] },
+    ]) {
+      const answered = await call("POST", "/v1/api-keys", { token: org.admin, body });
+      expect(answered.status, JSON.stringify(body)).toBe(400);
+    }
+    const project = await call("POST", "/v1/projects", {
+      token: org.admin,
+      body: { name: "\udfff" },
+    });
+    expect(project.status).toBe(400);
+    expect(project.body.errors[0].location).toBe("body.name");
+  });
+
+  it("counts characters, not UTF-16 units: 128 emoji are a name, and round-trip through PATCH", async () => {
+    const emoji = "🔑".repeat(128);
+    const created = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: emoji, device_name: "💻".repeat(128) },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.name).toBe(emoji);
+    const got = await call("GET", `/v1/api-keys/${created.body.id}`, { token: org.admin });
+    expect(got.body.name).toBe(emoji);
+    const patched = await call("PATCH", `/v1/api-keys/${created.body.id}`, {
+      token: org.admin,
+      body: { name: got.body.name },
+    });
+    expect(patched.status).toBe(200);
+    const tooLong = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: "🔑".repeat(129) },
+    });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.errors.map((e: { location: string }) => e.location)).toEqual(["body.name"]);
+  });
+});

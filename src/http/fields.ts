@@ -5,7 +5,27 @@ import { WEBHOOK_URL_PATTERN, WEBHOOK_URL_RULE, webhookUrlProblem } from "../cor
 
 export { IdSchema, ScopeSchema, ScopesSchema } from "../core/fields";
 
-export const NameSchema = z.string().min(1).max(128).openapi({ example: "CI deploy key" });
+/** Characters as JSON Schema counts them (code points), not UTF-16 units: an emoji is one. */
+const characters = (value: string) => {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
+};
+
+/** Text of `min`–`max` characters, checked and documented alike. */
+const text = (min: number, max: number) =>
+  z
+    .string()
+    .refine(
+      (value) => {
+        const count = characters(value);
+        return count >= min && count <= max;
+      },
+      min > 0 ? `must be ${min}–${max} characters` : `must be at most ${max} characters`,
+    )
+    .openapi({ ...(min > 0 ? { minLength: min } : {}), maxLength: max });
+
+export const NameSchema = text(1, 128).openapi({ example: "CI deploy key" });
 /** A timestamp in a response: RFC 3339 UTC, or null where the field is nullable. */
 export const InstantSchema = z
   .string()
@@ -20,7 +40,7 @@ export const TimestampSchema = z.iso
     "must be no later than 9999-12-31T23:59:59Z",
   )
   .openapi({ example: "2030-01-01T00:00:00Z" });
-export const DeviceNameSchema = z.string().max(128);
+export const DeviceNameSchema = text(0, 128);
 export const RotationIntervalSchema = z.number().int().min(1).max(365);
 export const GracePeriodSchema = z.number().int().min(0).max(2_592_000);
 /** Prefixes and environment names: lowercase letters and digits, so a key stays one word. */
