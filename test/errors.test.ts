@@ -342,3 +342,67 @@ describe("text fields hold well-formed characters", () => {
     expect(tooLong.body.errors.map((e: { location: string }) => e.location)).toEqual(["body.name"]);
   });
 });
+
+describe("parsing", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("parsing");
+  });
+
+  it("takes limit only as decimal digits, with one error when it is not", async () => {
+    for (const limit of ["0x10", "1e1", " 10", "10 ", "+10", "10.0", "-1", "0", "101", "", "ten"]) {
+      const listed = await call(
+        "GET",
+        `/v1/api-keys?project_id=${org.project.id}&limit=${encodeURIComponent(limit)}`,
+        { token: org.admin },
+      );
+      expect(listed.status, JSON.stringify(limit)).toBe(400);
+      expect(listed.body.errors, JSON.stringify(limit)).toEqual([
+        { location: "query.limit", message: expect.any(String), value: limit },
+      ]);
+    }
+    for (const limit of ["1", "010", "100"]) {
+      const listed = await call("GET", `/v1/api-keys?project_id=${org.project.id}&limit=${limit}`, {
+        token: org.admin,
+      });
+      expect(listed.status, limit).toBe(200);
+    }
+  });
+
+  it("gives an unparseable or impossible expires_at one error, not two", async () => {
+    for (const expires_at of [
+      "not a date",
+      "2030-02-30T00:00:00Z",
+      "2030-13-01T00:00:00Z",
+      "2030-01-01T24:00:00Z",
+      "2030-01-01 00:00:00Z",
+      "99999-01-01T00:00:00Z",
+      "2030-01-01T00:00:00",
+    ]) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: org.admin,
+        body: { project_id: org.project.id, name: "x", expires_at },
+      });
+      expect(created.status, expires_at).toBe(400);
+      expect(created.body.errors, expires_at).toEqual([
+        { location: "body.expires_at", message: expect.any(String), value: expires_at },
+      ]);
+    }
+  });
+
+  it("accepts RFC 3339 with lowercase t and z, and offsets", async () => {
+    const cases: [string, string][] = [
+      ["2030-01-01t00:00:00z", "2030-01-01T00:00:00.000Z"],
+      ["2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00.000Z"],
+      ["2030-01-01T00:00:00.5Z", "2030-01-01T00:00:00.500Z"],
+    ];
+    for (const [sent, stored] of cases) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: org.admin,
+        body: { project_id: org.project.id, name: "x", expires_at: sent },
+      });
+      expect(created.status, sent).toBe(201);
+      expect(created.body.expires_at).toBe(stored);
+    }
+  });
+});
