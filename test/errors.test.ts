@@ -406,3 +406,73 @@ describe("parsing", () => {
     }
   });
 });
+
+describe("strict bodies", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("strict");
+  });
+
+  it("names each unknown member in a 400 and creates nothing (a typo `scope` is not `no scopes`)", async () => {
+    const cases: [string, string, Record<string, unknown>][] = [
+      ["POST", "/v1/api-keys", { project_id: "P", name: "x", scope: ["deploy"] }],
+      ["POST", "/v1/organizations/ORG/api-keys", { name: "x", scopes: [], scope: ["a"] }],
+      ["POST", "/api/v1/projects/P/keys", { name: "x", scope: ["deploy"] }],
+      ["POST", "/v1/projects", { name: "x", prefix: "abc" }],
+      ["POST", "/v1/projects/P/environments", { name: "staging", nmae: "x" }],
+      ["PATCH", "/v1/projects/P", { nmae: "x" }],
+      ["POST", "/v1/keys/verify", { key: "capy_live_x", required_scope: ["a"] }],
+    ];
+    for (const [method, template, body] of cases) {
+      const path = template.replace("/P", `/${org.project.id}`).replace("ORG", org.org);
+      const before = (
+        await env.DB.prepare("select count(*) as n from api_keys").first<{ n: number }>()
+      )?.n;
+      const answered = await call(method, path, { token: org.admin, body });
+      expect(answered.status, `${method} ${path}`).toBe(400);
+      const locations = answered.body.errors.map((e: { location: string }) => e.location);
+      const unknown = Object.keys(body).filter((k) =>
+        ["scope", "prefix", "nmae", "required_scope"].includes(k),
+      );
+      expect(locations, path).toEqual(unknown.map((k) => `body.${k}`));
+      const after = (
+        await env.DB.prepare("select count(*) as n from api_keys").first<{ n: number }>()
+      )?.n;
+      expect(after).toBe(before);
+    }
+  });
+
+  it("names unknown members of the key PATCH and rotate bodies too", async () => {
+    const key = await newKey(org.admin, org.project.id);
+    const patched = await call("PATCH", `/v1/api-keys/${key.id}`, {
+      token: org.admin,
+      body: { name: "y", expires: "2030-01-01T00:00:00Z" },
+    });
+    expect(patched.status).toBe(400);
+    expect(patched.body.errors).toEqual([
+      { location: "body.expires", message: expect.any(String), value: "2030-01-01T00:00:00Z" },
+    ]);
+    const rotated = await call("POST", `/v1/api-keys/${key.id}/rotate`, {
+      token: org.admin,
+      body: { grace_period: 60 },
+    });
+    expect(rotated.status).toBe(400);
+    expect(rotated.body.errors.map((e: { location: string }) => e.location)).toEqual([
+      "body.grace_period",
+    ]);
+  });
+
+  it("takes `$schema` on seed 002 bodies, as the seed sends it", async () => {
+    const created = await call("POST", `/api/v1/projects/${org.project.id}/keys`, {
+      token: org.admin,
+      body: { $schema: "/api/v1/schemas/CreateAPIKeyInputBody.json", name: "x" },
+    });
+    expect(created.status).toBe(201);
+  });
+
+  it("says so in the OpenAPI document: additionalProperties false", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    const schema = doc.paths["/v1/api-keys"].post.requestBody.content["application/json"].schema;
+    expect(schema.additionalProperties).toBe(false);
+  });
+});

@@ -76,7 +76,10 @@ export const TimestampSchema = z
     example: "2030-01-01T00:00:00Z",
   });
 export const DeviceNameSchema = text(0, 128);
-export const RotationIntervalSchema = z.number().int().min(1).max(365);
+export const RotationIntervalSchema = z.number().int().min(1).max(365).openapi({
+  description:
+    "Days between scheduled rotations (1–365). The successor reaches its holder only through `rotation_webhook_url`: without one nobody receives it, and the old key is revoked when its 24 h grace ends. Org-scoped keys cannot rotate on a schedule (400).",
+});
 export const GracePeriodSchema = z.number().int().min(0).max(2_592_000);
 /** Prefixes and environment names: lowercase letters and digits, so a key stays one word. */
 export const SlugSchema = z

@@ -116,7 +116,7 @@ const create = createRoute({
   description: "The plaintext `key` is in this response only.",
   request: {
     body: jsonBody(
-      z.object({
+      z.strictObject({
         project_id: IdSchema,
         name: NameSchema,
         scopes: ScopesSchema.optional(),
@@ -152,7 +152,7 @@ const patch = createRoute({
   request: {
     params: KeyParams,
     body: jsonBody(
-      z.object({
+      z.strictObject({
         name: NameSchema.optional(),
         scopes: ScopesSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
@@ -201,7 +201,7 @@ const rotate = createRoute({
     "Issues a replacement with the same settings. The old key stays valid for `grace_period_seconds` (default 0: revoked at once). A revoked or already replaced key answers 409.",
   request: {
     params: KeyParams,
-    body: optionalJsonBody(z.object({ grace_period_seconds: GracePeriodSchema.optional() })),
+    body: optionalJsonBody(z.strictObject({ grace_period_seconds: GracePeriodSchema.optional() })),
   },
   responses: { 201: jsonResponse(RotationSchema, "The new key, once."), ...writeErrorResponses },
 });

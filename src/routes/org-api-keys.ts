@@ -96,7 +96,7 @@ const create = createRoute({
   request: {
     params: OrgParams,
     body: jsonBody(
-      z.object({
+      z.strictObject({
         name: NameSchema,
         scopes: ScopesSchema,
         project_id: IdSchema.nullable().optional(),

@@ -86,7 +86,7 @@ const list = createRoute({
 
 // The seed's bodies by the names their `$schema` members point at (Huma's convention).
 const CreateInputSchema = z
-  .object({
+  .strictObject({
     $schema: z.string().optional(),
     name: NameSchema.optional(),
     scopes: ScopesSchema.optional(),

@@ -132,7 +132,7 @@ const create = createRoute({
   description:
     "Creates the project with `live` and `test` environments. The response carries the project's webhook signing secret (`whsec_…`) once.",
   request: {
-    body: jsonBody(z.object({ name: NameSchema, key_prefix: KeyPrefixSchema.optional() })),
+    body: jsonBody(z.strictObject({ name: NameSchema, key_prefix: KeyPrefixSchema.optional() })),
   },
   responses: {
     201: jsonResponse(
@@ -175,7 +175,7 @@ const patch = createRoute({
   request: {
     params: ProjectParams,
     body: jsonBody(
-      z.object({ name: NameSchema.optional(), key_prefix: KeyPrefixSchema.optional() }),
+      z.strictObject({ name: NameSchema.optional(), key_prefix: KeyPrefixSchema.optional() }),
     ),
   },
   responses: { 200: jsonResponse(ProjectSchema, "The updated project."), ...writeErrorResponses },
@@ -198,7 +198,7 @@ const createEnv = createRoute({
   method: "post",
   path: "/v1/projects/{id}/environments",
   summary: "Create an environment",
-  request: { params: ProjectParams, body: jsonBody(z.object({ name: SlugSchema })) },
+  request: { params: ProjectParams, body: jsonBody(z.strictObject({ name: SlugSchema })) },
   responses: { 201: jsonResponse(EnvironmentSchema, "The environment."), ...writeErrorResponses },
 });
 

@@ -29,7 +29,7 @@ const route = createRoute({
   security: [],
   request: {
     body: jsonBody(
-      z.object({
+      z.strictObject({
         key: z.string().openapi({ example: "capy_live_…" }),
         // The RPC options' own schemas, by their wire names: one contract for both doors.
         required_scopes: VerifyOptionsSchema.shape.requiredScopes,
