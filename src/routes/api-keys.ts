@@ -31,6 +31,7 @@ import {
   jsonBody,
   jsonResponse,
   optionalJsonBody,
+  pagedJsonResponse,
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
@@ -103,7 +104,7 @@ const list = createRoute({
     }),
   },
   responses: {
-    200: jsonResponse(z.array(ApiKeySchema), "The project's keys, oldest first."),
+    200: pagedJsonResponse(z.array(ApiKeySchema), "The project's keys, oldest first."),
     ...errorResponses,
   },
 });

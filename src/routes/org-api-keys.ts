@@ -16,7 +16,13 @@ import {
   toMs,
 } from "../http/fields";
 import { idempotent } from "../http/idempotency";
-import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  pagedJsonResponse,
+  writeErrorResponses,
+} from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
 
@@ -81,7 +87,7 @@ const list = createRoute({
     query: PageQuerySchema.extend({ project_id: IdSchema.optional() }),
   },
   responses: {
-    200: jsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
+    200: pagedJsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
     ...errorResponses,
   },
 });

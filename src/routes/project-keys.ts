@@ -20,6 +20,7 @@ import {
   jsonResponse,
   optionalJsonBody,
   ProblemSchema,
+  pagedJsonResponse,
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
@@ -68,7 +69,8 @@ const ProjectParams = z.object({
 // Seed 002 names the Clerk scheme; API keys are accepted on every surface all the same.
 const common = {
   tags: ["Project keys"],
-  security: [{ bearerClerk: [] }, ...bearerSecurity],
+  // Either credential; bearerAuth first, so a token entered once on /docs works here too.
+  security: [...bearerSecurity, { bearerClerk: [] }],
   middleware: requireAuth,
 };
 
@@ -79,7 +81,7 @@ const list = createRoute({
   summary: "List API keys for a project",
   request: { params: ProjectParams, query: PageQuerySchema },
   responses: {
-    200: jsonResponse(z.array(ProjectKeySchema), "The project's keys, oldest first."),
+    200: pagedJsonResponse(z.array(ProjectKeySchema), "The project's keys, oldest first."),
     ...errorResponses,
   },
 });

@@ -21,7 +21,13 @@ import {
 import { bearerSecurity, requireAuth } from "../http/auth";
 import { IdSchema, InstantSchema, iso, NameSchema, SlugSchema } from "../http/fields";
 import { idempotent } from "../http/idempotency";
-import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  pagedJsonResponse,
+  writeErrorResponses,
+} from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
 
@@ -153,7 +159,10 @@ const list = createRoute({
   summary: "List projects",
   request: { query: PageQuerySchema },
   responses: {
-    200: jsonResponse(z.object({ projects: z.array(ProjectSchema) }), "Projects, oldest first."),
+    200: pagedJsonResponse(
+      z.object({ projects: z.array(ProjectSchema) }),
+      "Projects, oldest first.",
+    ),
     ...errorResponses,
   },
 });
@@ -232,7 +241,7 @@ const deliveries = createRoute({
   summary: "List webhook deliveries",
   request: { params: ProjectParams, query: PageQuerySchema },
   responses: {
-    200: jsonResponse(
+    200: pagedJsonResponse(
       z.object({ webhook_deliveries: z.array(DeliverySchema) }),
       "Deliveries, newest first.",
     ),
