@@ -9,6 +9,7 @@ declare global {
       TEST_CLERK_PRIVATE_KEY: string;
       TEST_OTHER_PRIVATE_KEY: string;
       TEST_MANAGEMENT_LIMITER: RateLimit;
+      TEST_VERIFY_MISS_LIMITER: RateLimit;
     }
   }
 }

@@ -1,5 +1,6 @@
 // Keygate's own: verify a key over HTTP. The key in the body is the credential (no auth header).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { tooManyMisses, withinMissBudget } from "../core/rate-limit";
 import { VERIFY_CODES, VerifyOptionsSchema, verifyKey } from "../core/verify";
 import { InstantSchema } from "../http/fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
@@ -41,6 +42,11 @@ const route = createRoute({
     200: jsonResponse(VerifyResultSchema, "The verdict (valid or not)."),
     400: errorResponses[400],
     ...bodyErrorResponses,
+    429: {
+      ...errorResponses[429],
+      description:
+        "Too many unknown keys (answers that would be NOT_FOUND) from this client address: 600 a minute per location. Genuine keys are never limited.",
+    },
     503: errorResponses[503],
   },
 });
@@ -52,6 +58,15 @@ export function registerVerify(app: OpenAPIHono<AppEnv>) {
       requiredScopes: body.required_scopes,
       projectId: body.project_id,
     });
+    // Unknown keys cost a D1 read each: an address sending too many gets 429s for them.
+    // Genuine keys are never counted, so they are never limited.
+    const address = c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? "unknown";
+    if (
+      result.code === "NOT_FOUND" &&
+      !(await withinMissBudget(c.env.VERIFY_MISS_RATE_LIMITER, `verify:${address}`))
+    ) {
+      throw tooManyMisses("unknown keys");
+    }
     return c.json(result, 200);
   });
 }

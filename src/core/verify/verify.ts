@@ -4,6 +4,7 @@ import type { Core } from "../context";
 import { unavailable } from "../errors";
 import { hashKey, parseKey } from "../key-material";
 import { hasScope } from "../principal";
+import { MISS_WINDOW_SECONDS, withinMissBudget } from "../rate-limit";
 import {
   type KeyRecord,
   KV_WRITE_INTERVAL_MS,
@@ -77,7 +78,7 @@ export async function verifyKey(
   // (A dead key is refused first, so it cannot make Keygate look projects up.)
   const owner =
     options.projectId !== undefined && record.projectId === null && deadCode(record, now) === null
-      ? await projectOwner(core, options.projectId)
+      ? await projectOwner(core, options.projectId, record)
       : null;
   const result = decide(record, options, now, owner);
   if (result.valid) stampLastUsed(core, record, now);
@@ -193,9 +194,25 @@ function decide(
 const projectOwners = new Map<string, string | null>();
 const PROJECT_OWNERS_CAPACITY = 10_000;
 
-async function projectOwner(core: Core, projectId: string): Promise<string | null> {
+/**
+ * Keys that asked about too many projects that do not exist (random ids cost a D1 read each):
+ * until the window ends, their look-ups are answered from one read of their organization's
+ * project ids, so further random ids cost nothing and real projects still answer.
+ */
+const probing = new Map<string, { until: number; projectIds: Promise<Set<string>> }>();
+
+async function projectOwner(
+  core: Core,
+  projectId: string,
+  key: { id: string; organizationId: string },
+): Promise<string | null> {
   const known = projectOwners.get(projectId);
   if (known !== undefined) return known;
+  const probe = probing.get(key.id);
+  if (probe !== undefined && probe.until > Date.now()) {
+    const ids = await probe.projectIds;
+    return ids.has(projectId) ? key.organizationId : null;
+  }
   let owner: string | null;
   try {
     const project = await core.db
@@ -207,11 +224,34 @@ async function projectOwner(core: Core, projectId: string): Promise<string | nul
   } catch {
     throw unavailable("Project storage is unavailable; the key could not be verified.");
   }
+  if (
+    owner === null &&
+    !(await withinMissBudget(core.env.VERIFY_MISS_RATE_LIMITER, `project:${key.id}`))
+  ) {
+    const projectIds = organizationProjectIds(core, key.organizationId);
+    projectIds.catch(() => probing.delete(key.id));
+    probing.set(key.id, { until: Date.now() + MISS_WINDOW_SECONDS * 1000, projectIds });
+    if (probing.size > PROJECT_OWNERS_CAPACITY) {
+      probing.delete(probing.keys().next().value as string);
+    }
+  }
   projectOwners.set(projectId, owner);
   if (projectOwners.size > PROJECT_OWNERS_CAPACITY) {
     projectOwners.delete(projectOwners.keys().next().value as string);
   }
   return owner;
+}
+
+async function organizationProjectIds(core: Core, organizationId: string): Promise<Set<string>> {
+  try {
+    const rows = await core.db
+      .select({ id: projects.id })
+      .from(projects)
+      .where(eq(projects.organizationId, organizationId));
+    return new Set(rows.map((row) => row.id));
+  } catch {
+    throw unavailable("Project storage is unavailable; the key could not be verified.");
+  }
 }
 
 // Per-isolate memory of the last stamp, so a hot key costs one D1 write a minute at most.
