@@ -775,6 +775,10 @@ describe("rotation_webhook_url: no private or special addresses, in any spelling
     "https://[64:ff9b::a00:1]/hook",
     "https://[2002:a00:1::]/hook",
     "https://[0::1]:8443/hook", // loopback, but only the spellings localhost, 127.0.0.1, [::1]
+    "https://0x7f.1/hook",
+    "https://2130706433/hook",
+    "http://0x7f000001/hook",
+    "https://[0:0:0:0:0:0:0:1]/hook",
     // user info, ports off loopback, other schemes
     "https://user:pass@example.com/hook",
     "https://user@example.com/hook",

@@ -29,6 +29,10 @@ export function webhookUrlProblem(value: string): string | null {
   }
   if (url.username !== "" || url.password !== "") return "must not carry user info";
   const loopback = (LOOPBACK_HOSTS as readonly string[]).includes(url.hostname);
+  // Loopback only as one of its three names: 0x7f.1 or 2130706433 is 127.0.0.1 in disguise.
+  if (loopback && !(LOOPBACK_HOSTS as readonly string[]).includes(writtenHost(value))) {
+    return "must name a loopback host as localhost, 127.0.0.1 or [::1]";
+  }
   if (url.protocol !== "https:" && !(loopback && url.protocol === "http:")) {
     return "must be an https:// URL (http:// only for localhost)";
   }
@@ -42,6 +46,13 @@ export function webhookUrlProblem(value: string): string | null {
     return "must be written as https://host/path (lowercase scheme, no port, no spaces)";
   }
   return null;
+}
+
+/** The host as written (lowercased, without user info or port). */
+function writtenHost(value: string): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(value)?.[1] ?? "";
+  const host = authority.slice(authority.lastIndexOf("@") + 1).toLowerCase();
+  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : (host.split(":")[0] ?? "");
 }
 
 export const isAllowedWebhookUrl = (value: string) => webhookUrlProblem(value) === null;
