@@ -4,8 +4,9 @@
 // temporary --persist-to directory and a private dev registry, one after the other:
 //   1. Keygate alone: the HTTP scenarios, straight at Keygate's own port.
 //   2. examples/consumer (primary) + Keygate (auxiliary, same workerd): the RPC scenarios
-//      through the consumer's service binding, then a counting pass that reads Keygate's
-//      storage-read counters (KeyService.stats(), exposed by the consumer at /stats).
+//      through the consumer's service binding, then a counting pass.
+// Keygate runs from bench/instrumented.ts (a copy of wrangler.toml with that entry point):
+// the shipped Worker with its D1 and KV bindings counted from outside, read at /__bench/reads.
 // A project and keys are created through the API with a dev session token, minted like
 // scripts/token.mjs does. Every number comes from this machine; nothing is hard-coded.
 //
@@ -32,7 +33,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const COLD_KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1500);
-/** Must match MEMORY_TTL_MS and KV_TTL_SECONDS in src/core/key-cache.ts. */
+/** Must match MEMORY_TTL_MS and KV_TTL_SECONDS in src/core/verify/cache.ts. */
 const MEMORY_TTL_MS = 10_000;
 const KV_TTL_MS = 60_000;
 const COUNT_REQUESTS = 500;
@@ -191,7 +192,15 @@ async function createKeys(base, token, projectId, count, name) {
   return keys;
 }
 
-const stats = async (base) => (await fetch(`${base}/stats`)).json();
+const stats = async (base) => (await fetch(`${base}/__bench/reads`)).json();
+
+/** wrangler.toml with the instrumented entry point, next to it (its paths stay valid). */
+function benchConfig() {
+  const path = join(ROOT, ".bench-wrangler.toml");
+  const config = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  writeFileSync(path, config.replace(/^main = .*$/m, 'main = "bench/instrumented.ts"'));
+  return path;
+}
 
 // ---------- load ----------
 
@@ -273,7 +282,7 @@ function keyPool(keys) {
   };
 }
 
-/** Storage reads per request while `requests` requests run (Keygate's own counters). */
+/** Storage reads per request while `requests` requests run (counted at the bindings). */
 async function readsPer(base, requests, send) {
   const before = await stats(base);
   await send();
@@ -296,9 +305,40 @@ async function sendEach(count, makeRequest) {
   await Promise.all(Array.from({ length: 4 }, worker));
 }
 
+/**
+ * SPEC Part 2 targets: the unlimited warm path within 1.1× of the previous run's figure (the
+ * results file this run replaces), and the limited key's extra cost, reported as a p50 delta
+ * (one KeyUsage round trip; no single number here isolates it, so the delta is recorded).
+ */
+function limitedTargets(rows, previous) {
+  const byName = (list, scenario) => list?.find((r) => r.scenario === scenario);
+  const targets = [];
+  for (const [transport, scenario] of [
+    ["HTTP", "verify, warm (memory hit)"],
+    ["RPC", "verify, warm via consumer"],
+  ]) {
+    const now = byName(rows, scenario);
+    const before = byName(previous?.rows, scenario);
+    if (now && before) {
+      targets.push([
+        `${transport} unlimited warm p50 ≤ 1.1× the previous run (${before.p50_ms} ms)`,
+        now.p50_ms <= 1.1 * before.p50_ms,
+      ]);
+    }
+  }
+  const delta = (limited, unlimited) => round(limited.p50_ms - unlimited.p50_ms, 3);
+  const http = delta(rows[8], rows[1]);
+  const rpc = delta(rows[9], rows[6]);
+  targets.push([`HTTP limited − unlimited warm p50 = ${http} ms (one KeyUsage call)`, true]);
+  targets.push([`RPC limited − unlimited warm p50 = ${rpc} ms (one KeyUsage call)`, true]);
+  return targets;
+}
+
 // ---------- the run ----------
 
 async function main() {
+  // The figures this run replaces: the unlimited path is compared with them.
+  const previous = existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : null;
   // Dev secrets: scripts/setup-dev.mjs writes .dev.vars and the signing key on first run.
   if (!existsSync(PRIVATE_KEY)) {
     await new Promise((resolve, reject) => {
@@ -322,11 +362,23 @@ async function main() {
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], "migrations");
 
   // Phase 1 — HTTP, straight at Keygate.
-  const keygate = await startSession("keygate", ["wrangler.toml"], 8790);
+  const config = benchConfig();
+  const keygate = await startSession("keygate", [config], 8790);
   const token = sessionToken("org_bench");
   const project = await api(keygate.base, token, "POST", "/v1/projects", { name: "Bench" });
   const warmKey = (await createKeys(keygate.base, token, project.id, 1, "bench warm"))[0];
   const malformedKey = `${warmKey.slice(0, -1)}${warmKey.endsWith("A") ? "B" : "A"}`;
+  // A key with one rate limit and credits: every verification is one KeyUsage call (SPEC
+  // Part 2). Limits far above what a run spends, so every answer is VALID.
+  const limitedKey = (
+    await api(keygate.base, token, "POST", "/v1/api-keys", {
+      project_id: project.id,
+      name: "bench limited",
+      scopes: ["read"],
+      ratelimits: [{ name: "bench", limit: 1_000_000, duration_ms: 86_400_000 }],
+      credits: { remaining: 1_000_000_000_000 },
+    })
+  ).key;
   log(`creating ${COLD_KEYS} keys for the cold pool…`);
   const coldKeys = await createKeys(keygate.base, token, project.id, COLD_KEYS, "bench cold");
 
@@ -346,10 +398,11 @@ async function main() {
   const pooled = { url: verifyUrl, method: "POST", headers: json };
   http.cold = await poolPass({ ...pooled, name: "HTTP verify, cold", pool: keyPool(coldKeys) });
   const coldEnded = Date.now();
-  [http.noop, http.warm, http.malformed] = await interleaved([
+  [http.noop, http.warm, http.malformed, http.limited] = await interleaved([
     { name: "HTTP no-op (GET /healthz)", url: `${keygate.base}/healthz` },
     { name: "HTTP verify, warm", ...verifyWith(warmKey) },
     { name: "HTTP verify, malformed", ...verifyWith(malformedKey) },
+    { name: "HTTP verify, warm, limit + credits", ...verifyWith(limitedKey) },
   ]);
   // The same pool again once the memory entries have expired but the KV records have not:
   // memory miss, KV hit.
@@ -363,14 +416,14 @@ async function main() {
   // Phase 2 — RPC through the consumer's service binding (same workerd process).
   const both = await startSession(
     "consumer",
-    ["examples/consumer/wrangler.toml", "wrangler.toml"],
+    ["examples/consumer/wrangler.toml", config],
     keygate.port + 1,
   );
   const bearer = (key) => ({ authorization: `Bearer ${key}` });
   const rpc = {};
   log("RPC scenarios (consumer → env.KEYGATE):");
   const beforeTimed = await stats(both.base);
-  [rpc.noop, rpc.warm, rpc.malformed] = await interleaved([
+  [rpc.noop, rpc.warm, rpc.malformed, rpc.limited] = await interleaved([
     { name: "RPC no-op (ping())", url: `${both.base}/noop` },
     { name: "RPC verify, warm", url: `${both.base}/protected`, headers: bearer(warmKey) },
     {
@@ -378,6 +431,11 @@ async function main() {
       url: `${both.base}/protected`,
       headers: bearer(malformedKey),
       expect: 401,
+    },
+    {
+      name: "RPC verify, warm, limit + credits",
+      url: `${both.base}/protected`,
+      headers: bearer(limitedKey),
     },
   ]);
   // Steady state over the whole timed RPC run (warm-up included): the only reads are the
@@ -388,7 +446,7 @@ async function main() {
     d1: round((afterTimed.d1 - beforeTimed.d1) / rpc.warm.requests, 5),
   };
 
-  log("counting storage reads per request (KeyService.stats())…");
+  log("counting storage reads per request (at the bindings)…");
   const protectedWith = (key) => () => [`${both.base}/protected`, { headers: bearer(key) }];
   const verifyBody = (key) => [
     `${both.base}/v1/keys/verify`, // forwarded by the consumer to Keygate's HTTP API
@@ -433,6 +491,8 @@ async function main() {
     ["RPC", "no-op: ping() via consumer", rpc.noop, rpc.noop, null],
     ["RPC", "verify, warm via consumer", rpc.warm, rpc.noop, reads.rpcWarm],
     ["RPC", "verify, malformed via consumer", rpc.malformed, rpc.noop, reads.rpcMalformed],
+    ["HTTP", "verify, warm, 1 limit + credits (KeyUsage)", http.limited, http.noop, null],
+    ["RPC", "verify, warm, 1 limit + credits via consumer", rpc.limited, rpc.noop, null],
   ].map(([transport, scenario, row, floor, storage]) => ({
     transport,
     scenario,
@@ -458,6 +518,8 @@ async function main() {
       "zero storage reads per malformed key (HTTP and RPC)",
       [reads.httpMalformed, reads.rpcMalformed].every((r) => r.kv === 0 && r.d1 === 0),
     ],
+    // A limited key adds one Durable Object call; the unlimited warm path must not move.
+    ...limitedTargets(rows, previous),
   ].map(([target, met]) => ({ target, met }));
 
   printTable(rows);
@@ -467,7 +529,7 @@ async function main() {
     `\n${CONNECTIONS} connection(s); ${DURATION} s per scenario in ${ROUNDS} interleaved rounds, ` +
       `after a ${WARMUP} s warm-up; ` +
       `cold and KV rows: ${COLD_KEYS} distinct keys, each verified once per pass. ` +
-      "Reads per request from KeyService.stats() over separate counting passes " +
+      "Reads per request counted at the D1 and KV bindings over separate counting passes " +
       `(${COUNT_REQUESTS} requests; ${COUNT_COLD_KEYS} fresh keys for cold/KV).\n` +
       `Steady state over the timed RPC run: ${reads.steadyRpcWarm.kv} KV and ` +
       `${reads.steadyRpcWarm.d1} D1 reads per warm verify (memory refresh every 10 s, ` +

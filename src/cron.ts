@@ -1,5 +1,6 @@
 import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
 import { createCore } from "./context";
+import { applyRetention } from "./core/analytics/retention";
 import type { Core } from "./core/context";
 import { isDomainError, loggable } from "./core/errors";
 import { sweepIdempotencyKeys } from "./core/idempotency";
@@ -97,8 +98,9 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
 }
 
 /**
- * One cron, three jobs (and forgetting Idempotency-Key records past their 24 h); "now" is
- * the controller's scheduledTime so runs are reproducible.
+ * One cron, four jobs (rotation, webhook delivery, grace sweep, analytics retention), and
+ * forgetting Idempotency-Key records past their 24 h; "now" is the controller's scheduledTime
+ * so runs are reproducible.
  * The jobs are independent: one that fails does not stop the others, and the run still
  * fails afterwards so the error is reported.
  */
@@ -122,6 +124,7 @@ export async function runScheduled(
   const rotated = await run(() => rotateDueKeys(core), 0);
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
+  const retention = await run(() => applyRetention(core), { folded: 0, deleted: 0, forgotten: 0 });
   await run(() => sweepIdempotencyKeys(core), 0);
   // One line a run (wrangler dev's terminal, Workers Logs): what the minute did.
   console.log(
@@ -131,5 +134,5 @@ export async function runScheduled(
     for (const failure of failures) console.error("scheduled job failed:", loggable(failure));
     throw new AggregateError(failures, "Scheduled run failed.");
   }
-  return { rotated, ...delivered, swept };
+  return { rotated, ...delivered, swept, retention };
 }

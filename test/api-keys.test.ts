@@ -1,7 +1,7 @@
 // Seed 001: project-level key management, plus Keygate's own get/patch of one key.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, newKey, newOrg, verify } from "./helpers";
+import { call, newKey, newOrg, RFC3339_UTC, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -22,8 +22,6 @@ const SEED_001_FIELDS = [
   "next_rotation_at",
   "rotation_webhook_url",
 ];
-
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 describe("seed 001 API keys", () => {
   let org: Org;
@@ -65,7 +63,7 @@ describe("seed 001 API keys", () => {
       is_active: true,
       is_admin_managed: false,
     });
-    expect(key.created_at).toMatch(RFC3339);
+    expect(key.created_at).toMatch(RFC3339_UTC);
     expect(Date.parse(key.next_rotation_at) - Date.parse(key.created_at)).toBe(30 * 86_400_000);
     const live = org.project.environments.find((e: { name: string }) => e.name === "live");
     expect(key.environment_id).toBe(live.id);
@@ -106,7 +104,7 @@ describe("seed 001 API keys", () => {
     expect((await verify(key.key)).body).toMatchObject({ valid: false, code: "REVOKED" });
     const one = await call("GET", `/v1/api-keys/${key.id}`, { token: org.admin });
     expect(one.body).toMatchObject({ is_active: false });
-    expect(one.body.revoked_at).toMatch(RFC3339);
+    expect(one.body.revoked_at).toMatch(RFC3339_UTC);
     // Revoking again is harmless.
     expect((await call("DELETE", `/v1/api-keys/${key.id}`, { token: org.admin })).status).toBe(204);
   });
@@ -235,7 +233,7 @@ describe("seed 001 API keys", () => {
       scopes: ["read", "write"],
       rotation_interval_days: 7,
     });
-    expect(patched.body.next_rotation_at).toMatch(RFC3339);
+    expect(patched.body.next_rotation_at).toMatch(RFC3339_UTC);
     expect((await verify(key.key, { required_scopes: ["write"] })).body.valid).toBe(true);
 
     const cleared = await call("PATCH", `/v1/api-keys/${key.id}`, {
@@ -246,7 +244,7 @@ describe("seed 001 API keys", () => {
       },
     });
     expect(cleared.body).toMatchObject({ rotation_interval_days: null, next_rotation_at: null });
-    expect(cleared.body.expires_at).toMatch(RFC3339);
+    expect(cleared.body.expires_at).toMatch(RFC3339_UTC);
   });
 
   it("refuses to patch a revoked key", async () => {

@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { memoryCache } from "../src/core/verify";
 import { expectProblem, type Json, send } from "./hardening";
-import { newOrg } from "./helpers";
+import { newKey, newOrg, until, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -20,16 +20,11 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-async function issueKey(fields: Record<string, unknown> = {}) {
-  const created = await send("POST", "/v1/api-keys", {
-    token: org.admin,
-    body: { project_id: org.project.id, name: "race key", scopes: ["*"], ...fields },
-  });
-  expect(created.status, created.text).toBe(201);
-  return created.body as { id: string; key: string };
-}
-
-const verify = (key: string) => send("POST", "/v1/keys/verify", { body: { key } });
+const issueKey = (fields: Record<string, unknown> = {}) =>
+  newKey(org.admin, org.project.id, { name: "race key", scopes: ["*"], ...fields }) as Promise<{
+    id: string;
+    key: string;
+  }>;
 
 const count = async (sql: string, ...params: unknown[]) =>
   (
@@ -149,11 +144,13 @@ describe("revocation races", () => {
       }
     };
     const verifiers = Array.from({ length: 8 }, verifier);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Gates, not sleeps: revoke once verifiers have answered valid, stop once some started
+    // after it returned.
+    await until(() => earlyValid > 0);
     const revoke = await send("DELETE", `/v1/api-keys/${key.id}`, { token: org.admin });
     revokedAt = performance.now();
     expect(revoke.status).toBe(204);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await until(() => late.length >= 8);
     stop = true;
     await Promise.all(verifiers);
     expect(earlyValid).toBeGreaterThan(0); // the race really overlapped
@@ -188,15 +185,23 @@ describe("revocation races", () => {
     const readHeld = new Promise<void>((resolve) => {
       releaseRead = resolve;
     });
+    let readDone: () => void = () => {};
+    const readRan = new Promise<void>((resolve) => {
+      readDone = resolve;
+    });
+    let held = 0;
     const prepare = env.DB.prepare;
     vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
       const statement = prepare.call(env.DB, sql);
       if (!sql.includes("key_hash")) return statement;
-      return holdResults(statement, readHeld);
+      held++;
+      return holdResults(statement, readHeld, readDone);
     });
     const slowVerify = verify(key.key);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A gate, not a sleep: go on once the verification's D1 read has really run.
+    await readRan;
     vi.restoreAllMocks();
+    expect(held).toBe(1);
     const revoke = await send("DELETE", `/v1/api-keys/${key.id}`, { token: org.admin });
     expect(revoke.status).toBe(204);
     releaseRead();
@@ -209,17 +214,25 @@ describe("revocation races", () => {
   });
 });
 
-/** A statement whose reads execute now but resolve only once `gate` opens. */
-function holdResults(statement: D1PreparedStatement, gate: Promise<void>): D1PreparedStatement {
+/**
+ * A statement whose reads execute now but resolve only once `gate` opens; `ran` is told as
+ * soon as the read has executed.
+ */
+function holdResults(
+  statement: D1PreparedStatement,
+  gate: Promise<void>,
+  ran: () => void,
+): D1PreparedStatement {
   return new Proxy(statement, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
       if (property === "bind") {
-        return (...args: unknown[]) => holdResults(value.apply(target, args), gate);
+        return (...args: unknown[]) => holdResults(value.apply(target, args), gate, ran);
       }
       return async (...args: unknown[]) => {
         const result = await value.apply(target, args);
+        ran();
         await gate;
         return result;
       };

@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../src/core/key-material";
 import { memoryCache } from "../src/core/verify";
 import { d1Snapshot, expectProblem, type Json, send } from "./hardening";
-import { call, newKey, newOrg, runCron } from "./helpers";
+import { call, newKey, newOrg, runCron, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -113,17 +113,11 @@ function expectUnavailable(response: Awaited<ReturnType<typeof send>>) {
   return body;
 }
 
-async function issueKey(org: Org, fields: Record<string, unknown> = {}) {
-  const created = await send("POST", "/v1/api-keys", {
-    token: org.admin,
-    body: { project_id: org.project.id, name: "fault key", scopes: ["*"], ...fields },
-  });
-  expect(created.status, created.text).toBe(201);
-  return created.body as { id: string; key: string };
-}
-
-const verify = (key: string, extra: Record<string, unknown> = {}) =>
-  send("POST", "/v1/keys/verify", { body: { key, ...extra } });
+const issueKey = (org: Org, fields: Record<string, unknown> = {}) =>
+  newKey(org.admin, org.project.id, { name: "fault key", scopes: ["*"], ...fields }) as Promise<{
+    id: string;
+    key: string;
+  }>;
 
 let org: Org;
 beforeAll(async () => {

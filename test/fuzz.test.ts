@@ -5,7 +5,8 @@
 //   - an error is problem+json (and a 401 says WWW-Authenticate: Bearer);
 //   - a success matches the documented schema, field for field;
 //   - a rejected request changes no row of D1.
-// A failure prints fast-check's seed and path: put them in REPLAY to run that case again.
+// Runs are reproducible: a fixed seed, which fast-check prints with the failing path on any
+// failure; put the path in REPLAY to run just that case again.
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +16,7 @@ import { call, newKey, newOrg, sessionToken } from "./helpers";
 
 /** Runs per operation: about a thousand requests in all, in well under a minute. */
 const RUNS = 50;
-const REPLAY: { seed?: number; path?: string } = {};
+const REPLAY: { seed: number; path?: string } = { seed: 20_261_201 };
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -465,7 +466,8 @@ describe("fuzzing every operation of /openapi.json", () => {
       }
     }
     expect(doc.paths["/healthz"].get.security).toEqual([]);
-    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
+    // Verify needs no credential; a verifier key is optional (SPEC Part 2).
+    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([{}, { bearerAuth: [] }]);
   });
 
   it("has a schema checker that reports drift", () => {

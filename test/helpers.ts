@@ -134,6 +134,12 @@ export const rejectedResult = (code: string) => ({
   scopes: null,
   expires_at: null,
   in_grace: false,
+  name: null,
+  enabled: null,
+  meta: null,
+  external_id: null,
+  credits: null,
+  ratelimits: null,
 });
 
 /**
@@ -156,4 +162,21 @@ export async function runCron(scheduledTime: number) {
   const ctx = createExecutionContext();
   await worker.scheduled(controller, env, ctx);
   await waitOnExecutionContext(ctx);
+}
+
+/** RFC 3339 as Keygate writes it: UTC with a `Z`, milliseconds optional. */
+export const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * A gate on a condition other work brings about (background writes, racing requests): wait
+ * for it, yielding to timers, and fail plainly if it never comes.
+ */
+export async function until(condition: () => boolean | Promise<boolean>, what = "condition") {
+  const deadline = Date.now() + 5_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
 }

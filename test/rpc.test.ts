@@ -1,11 +1,11 @@
 // KeyService over a real service binding (exports.KeyService is a loopback binding to the
 // named entrypoint): the same verdicts as HTTP, fail-closed, and the example consumer on top.
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import consumer, { type Env as ConsumerEnv } from "../examples/consumer/src/index";
 import { generateKey } from "../src/core/key-material";
 import { memoryCache } from "../src/core/verify";
-import { storageDuring } from "./bindings";
+import { breakD1, breakKv, storageDuring } from "./bindings";
 import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
 
 afterEach(() => {
@@ -23,12 +23,8 @@ async function rpcError(call: () => Promise<unknown>): Promise<Error> {
 }
 
 const breakStorage = () => {
-  vi.spyOn(env.DB, "prepare").mockImplementation(() => {
-    throw new Error("D1_ERROR: Network connection lost.");
-  });
-  vi.spyOn(env.KEY_CACHE, "get").mockImplementation(() => {
-    throw new Error("KV GET failed: 503 Service Unavailable");
-  });
+  breakD1();
+  breakKv();
 };
 
 /** Two organizations, project keys, an org-scoped key, a revoked key and junk. */
@@ -109,6 +105,12 @@ describe("KeyService over a service binding", () => {
       scopes: ["read", "billing:*"],
       expires_at: null,
       in_grace: false,
+      name: "test key",
+      enabled: true,
+      meta: null,
+      external_id: null,
+      credits: null,
+      ratelimits: null,
     });
     expect(await exports.KeyService.verify(keys.revoked)).toEqual(rejectedResult("REVOKED"));
   });
@@ -158,6 +160,22 @@ describe("KeyService over a service binding", () => {
     expect(badScopes.message).toMatch(/requiredScopes/);
     const badProject = await rpcError(() => service.verify("capy_live_x", { projectId: 7 }));
     expect(badProject.message).toMatch(/projectId/);
+  });
+
+  it("refuses the options HTTP verify refuses: one contract for both doors", async () => {
+    const { keys } = await fixtures();
+    const tooMany = Array.from({ length: 5_000 }, (_, i) => `scope${i}`);
+    const overHttp = await verify(keys.project, { required_scopes: tooMany });
+    expect(overHttp.status).toBe(400);
+    const overRpc = await rpcError(() =>
+      exports.KeyService.verify(keys.project, { requiredScopes: tooMany }),
+    );
+    expect(overRpc).toBeInstanceOf(TypeError);
+    expect(overRpc.message).toMatch(/requiredScopes/);
+    const badScope = await rpcError(() =>
+      exports.KeyService.verify(keys.project, { requiredScopes: ["has space"] }),
+    );
+    expect(badScope.message).toMatch(/requiredScopes/);
   });
 });
 

@@ -2,12 +2,11 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hashKey } from "../src/core/key-material";
 import { ROTATION_BATCH, SWEEP_BATCH } from "../src/cron";
-import { call, newKey, newOrg, runCron, sessionToken, verify } from "./helpers";
+import { call, iso, newKey, newOrg, runCron, sessionToken, verify } from "./helpers";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-const iso = (ms: number) => new Date(ms).toISOString();
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected field by field
 type Json = any;

@@ -2,13 +2,12 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DELIVERY_BATCH, MAX_ATTEMPTS } from "../src/core/webhooks";
-import { call, newKey, newOrg, nextLink, runCron, sessionToken, verify } from "./helpers";
+import { call, iso, newKey, newOrg, nextLink, runCron, sessionToken, verify } from "./helpers";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-const iso = (ms: number) => new Date(ms).toISOString();
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected field by field
 type Json = any;

@@ -6,6 +6,7 @@ import {
   text,
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
+import type { KeyMeta, RateLimitRule, RefillRule } from "../core/governance";
 
 // The enums, in one place: the columns carry them, and the wire schemas derive theirs from
 // the columns (`apiKeys.source.enumValues`).
@@ -80,9 +81,24 @@ export const apiKeys = sqliteTable(
     rotationIntervalDays: integer("rotation_interval_days"),
     nextRotationAt: integer("next_rotation_at"),
     rotationWebhookUrl: text("rotation_webhook_url"),
+    // Governance (SPEC Part 2). Unset fields are null, never {} or [].
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    meta: text("meta", { mode: "json" }).$type<KeyMeta>(),
+    externalId: text("external_id"),
+    /** Normalised addresses and CIDR blocks (see core/ip.ts); null = any address. */
+    ipAllowlist: text("ip_allowlist", { mode: "json" }).$type<string[]>(),
+    ratelimits: text("ratelimits", { mode: "json" }).$type<RateLimitRule[]>(),
+    /** null = unlimited. The live balance is the KeyUsage object's; this is what D1 last set. */
+    creditsRemaining: integer("credits_remaining"),
+    creditsRefill: text("credits_refill", { mode: "json" }).$type<RefillRule>(),
+    /** When D1 last set the credits (ms): a newer version makes the usage object adopt them. */
+    creditsVersion: integer("credits_version"),
+    /** The KeyUsage object shared with rotation successors: the first key's id, copied on. */
+    lineageId: text("lineage_id"),
   },
   (t) => [
     index("api_keys_org_seq").on(t.organizationId, t.seq),
+    index("api_keys_org_external_seq").on(t.organizationId, t.externalId, t.seq),
     index("api_keys_project_seq").on(t.projectId, t.seq),
     index("api_keys_next_rotation").on(t.nextRotationAt),
     index("api_keys_grace").on(t.graceExpiresAt),
@@ -171,8 +187,48 @@ export const idempotencyKeys = sqliteTable(
   ],
 );
 
+/** The stored resolutions: minute rows for 7 days, then folded into hour rows for 400 days. */
+export const COUNT_GRANULARITIES = ["minute", "hour"] as const;
+
+// Verifications per key, per UTC minute (or hour, once folded), per code. Added into by the
+// queue consumer (`count = count + excluded.count`); a verification lives in exactly one row.
+export const verificationCounts = sqliteTable(
+  "verification_counts",
+  {
+    organizationId: text("organization_id").notNull(),
+    // null for an org-scoped key: it appears only in its own key's analytics.
+    projectId: text("project_id"),
+    keyId: text("key_id").notNull(),
+    granularity: text("granularity", { enum: COUNT_GRANULARITIES }).notNull(),
+    bucketStart: integer("bucket_start").notNull(),
+    code: text("code").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.keyId, t.granularity, t.bucketStart, t.code] }),
+    index("verification_counts_project").on(
+      t.organizationId,
+      t.projectId,
+      t.granularity,
+      t.bucketStart,
+    ),
+    index("verification_counts_age").on(t.granularity, t.bucketStart),
+  ],
+);
+
+// Queue messages already added into verification_counts, so a redelivery counts once.
+export const verificationBatches = sqliteTable(
+  "verification_batches",
+  {
+    id: text("id").primaryKey(),
+    processedAt: integer("processed_at").notNull(),
+  },
+  (t) => [index("verification_batches_processed_at").on(t.processedAt)],
+);
+
 export type ProjectRow = typeof projects.$inferSelect;
 export type EnvironmentRow = typeof environments.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type VerificationCountRow = typeof verificationCounts.$inferSelect;

@@ -1,0 +1,385 @@
+// The KeyUsage Durable Object: one per key lineage (the first key's id, shared by every rotation
+// successor), holding the lineage's credits and fixed-window counters in its SQLite storage.
+// Every method is synchronous from start to end (no await), so each call runs alone against
+// the object's state: that, not locking, is what makes limits and credits exact.
+import { DurableObject } from "cloudflare:workers";
+import {
+  applyCreditOperation,
+  type CreditOperation,
+  MAX_CREDITS,
+  nextRefillAt,
+  type RefillSpec,
+  refillDue,
+  windowOf,
+} from "../core/usage";
+
+export type { RefillSpec } from "../core/usage";
+
+/**
+ * A key's credits as D1 last set them (create, PATCH credits). Every call carries it, so the
+ * object learns of a create or a PATCH on its next call, without a write of its own.
+ */
+export interface CreditsSpec {
+  /** Credits left, 0 to 1e12. Only taken when `version` is newer than the object's. */
+  remaining: number;
+  /** null: the credits are never refilled. */
+  refill: RefillSpec | null;
+  /**
+   * When D1 last set the credits, ms. Newer than the version the object holds: the object
+   * adopts `remaining` and `refill`, and counts refills from this instant. Equal or older (a
+   * cached copy, a rotation successor that copied it): the object's own `remaining` counts,
+   * with the `refill` of the newest version it has seen.
+   */
+  version: number;
+}
+
+/**
+ * One of a key's rate limits: at most `limit` units in each fixed window of `durationMs`,
+ * windows aligned to the epoch (`[k·durationMs, (k+1)·durationMs)`). A window belongs to the
+ * whole spec, so a limit whose `limit` or `durationMs` changes starts fresh windows.
+ */
+export interface LimitSpec {
+  /** Unique per key: `[a-z0-9_-]{1,32}`. */
+  name: string;
+  /** Units granted per window, at least 1. */
+  limit: number;
+  /** Window length in ms. */
+  durationMs: number;
+}
+
+/** One verification's demand on the key's limits and credits. */
+export interface SpendRequest {
+  /** The caller's instant, ms: windows and refills follow it, never the object's clock. */
+  now: number;
+  /** Credits to spend. 0 answers as 1 would (refused where 1 would be) and spends nothing. */
+  cost: number;
+  /**
+   * The limits to apply now (the key's limits, or the subset a verify names), each with its
+   * own units; a cost of 0 decides as 1 and spends nothing on that limit. Empty: no limits.
+   */
+  limits: { spec: LimitSpec; cost: number }[];
+  /** The key's credits; null = unlimited (the object's stored credits are left alone). */
+  credits: CreditsSpec | null;
+}
+
+/** A limit after a call: `remaining` units in the window that ends at `resetAt` (ms). */
+export interface RatelimitState {
+  name: string;
+  limit: number;
+  /** Units left in the current window after this call's spending (0 to `limit`). */
+  remaining: number;
+  /** The end of the current window, ms: the first instant of the next one. */
+  resetAt: number;
+}
+
+/** Credits after a call. */
+export interface CreditsState {
+  /** Exact credits left after this call, refills due at the call's instant applied. */
+  remaining: number;
+  /** The next refill instant after the call's instant (ms), or null without a refill. */
+  refillAt: number | null;
+}
+
+/** The verdict on a {@link SpendRequest}. */
+export interface SpendResult {
+  /**
+   * Rate limits are decided first (`RATE_LIMITED` when any of them would go over), then
+   * credits (`USAGE_EXCEEDED` when fewer than the cost are left). On a refusal nothing at all
+   * is spent, neither units nor credits.
+   */
+  code: "VALID" | "RATE_LIMITED" | "USAGE_EXCEEDED";
+  /** The applied limits in request order (a limit named twice appears once). */
+  ratelimits: RatelimitState[];
+  /** null when the request carried no credits (unlimited). */
+  credits: CreditsState | null;
+}
+
+/** `POST /v1/api-keys/{keyID}/credits`: the operation on the live count. */
+export interface AdjustCreditsRequest {
+  now: number;
+  /** The key's credits as D1 has them (adopted first when newer, as in a spend). */
+  credits: CreditsSpec;
+  /** `set` the count, or `increment` / `decrement` it; the result stays within 0..1e12. */
+  operation: CreditOperation;
+  /** 0 to 1e12. */
+  value: number;
+}
+
+/** `GET /v1/api-keys/{keyID}`: the exact count, spending nothing. */
+export interface ReadCreditsRequest {
+  now: number;
+  credits: CreditsSpec;
+}
+
+/**
+ * How long a window is kept after it ends. A caller whose instant lags the newest one seen by
+ * more than this (clock skew, a request held in flight) is counted at the oldest kept instant,
+ * so no grant ever lands in a window that was already pruned.
+ */
+export const WINDOW_RETENTION_MS = 60_000;
+
+/** A limit's window in one spend: `cost` units to add, `decide` units that must fit. */
+interface CountedWindow {
+  spec: LimitSpec;
+  index: number;
+  end: number;
+  cost: number;
+  decide: number;
+  used: number;
+  /** Whether the window has a row yet (its first grant inserts it and prunes old ones). */
+  stored: boolean;
+}
+
+interface CreditsRow extends Record<string, SqlStorageValue> {
+  remaining: number;
+  version: number;
+  refill_interval: string | null;
+  refill_amount: number | null;
+  refill_day: number | null;
+  /** Every refill instant up to here has been applied (or preceded the credits being set). */
+  refilled_through: number;
+}
+
+/**
+ * Limits and credits of one key lineage: addressed as
+ * `env.KEY_USAGE.get(env.KEY_USAGE.idFromName(lineageId))`, where the lineage is the first
+ * key's id, copied to every rotation successor (so rotating never refills or resets).
+ * One call per limited verification; state lives in the object's SQLite storage and survives
+ * eviction. Exact under any concurrency: never more than `limit` units in a window, never a
+ * credit granted twice, no lost update.
+ */
+export class KeyUsage extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /** Windows ending at or before this were pruned; no request is counted before it. */
+  private prunedThrough: number;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS windows (
+      name TEXT NOT NULL, lim INTEGER NOT NULL, duration_ms INTEGER NOT NULL, k INTEGER NOT NULL,
+      used INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+      PRIMARY KEY (name, lim, duration_ms, k)) WITHOUT ROWID`);
+    this.sql.exec("CREATE INDEX IF NOT EXISTS windows_by_end ON windows (end_ms)");
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS credits (
+      id INTEGER PRIMARY KEY CHECK (id = 1), remaining INTEGER NOT NULL, version INTEGER NOT NULL,
+      refill_interval TEXT, refill_amount INTEGER, refill_day INTEGER,
+      refilled_through INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (
+      id INTEGER PRIMARY KEY CHECK (id = 1), pruned_through INTEGER NOT NULL)`);
+    const meta = this.sql
+      .exec<{ pruned_through: number }>("SELECT pruned_through FROM meta WHERE id = 1")
+      .toArray()[0];
+    this.prunedThrough = meta?.pruned_through ?? Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Decides the request's limits, then its credits, and spends on all of them or on none.
+   * Never grants more than `limit` units in a window, nor a credit that is not there.
+   * @throws TypeError on a malformed request (a non-integer cost, a limit below 1, ...).
+   */
+  spend(request: SpendRequest): SpendResult {
+    checkSpendRequest(request);
+    return this.ctx.storage.transactionSync(() => {
+      const windowNow = Math.max(request.now, this.prunedThrough);
+      const windows = this.windowsOf(request.limits, windowNow);
+      const limitsGrant = windows.every((w) => w.used + w.decide <= w.spec.limit);
+      const credits = request.credits && this.currentCredits(request.now, request.credits);
+      const creditsGrant = credits === null || credits.remaining >= Math.max(request.cost, 1);
+      const code = !limitsGrant ? "RATE_LIMITED" : !creditsGrant ? "USAGE_EXCEEDED" : "VALID";
+
+      if (code === "VALID") {
+        for (const w of windows) {
+          if (w.cost === 0) continue;
+          this.count(w, windowNow);
+          w.used += w.cost;
+        }
+        if (credits && request.cost > 0) {
+          credits.remaining -= request.cost;
+          this.sql.exec("UPDATE credits SET remaining = ? WHERE id = 1", credits.remaining);
+        }
+      }
+      return {
+        code,
+        ratelimits: windows.map((w) => ({
+          name: w.spec.name,
+          limit: w.spec.limit,
+          remaining: Math.max(0, w.spec.limit - w.used),
+          resetAt: w.end,
+        })),
+        credits,
+      };
+    });
+  }
+
+  /**
+   * The current window of each limit with its units used so far. A limit named twice is one
+   * window spending both costs; `decide` counts a cost of 0 as 1 (cost 0 checks as cost 1).
+   */
+  private windowsOf(limits: SpendRequest["limits"], now: number): CountedWindow[] {
+    const byId = new Map<string, CountedWindow>();
+    for (const { spec, cost } of limits) {
+      const window = windowOf(now, spec.durationMs);
+      const id = JSON.stringify([spec.name, spec.limit, spec.durationMs, window.index]);
+      const seen = byId.get(id);
+      if (seen) {
+        seen.cost += cost;
+        seen.decide += Math.max(cost, 1);
+        continue;
+      }
+      const row = this.sql
+        .exec<{ used: number }>(
+          "SELECT used FROM windows WHERE name = ? AND lim = ? AND duration_ms = ? AND k = ?",
+          spec.name,
+          spec.limit,
+          spec.durationMs,
+          window.index,
+        )
+        .toArray()[0];
+      byId.set(id, {
+        spec,
+        index: window.index,
+        end: window.end,
+        cost,
+        decide: Math.max(cost, 1),
+        used: row?.used ?? 0,
+        stored: row !== undefined,
+      });
+    }
+    return [...byId.values()];
+  }
+
+  /**
+   * Sets or moves the live count after adopting a newer spec and applying a due refill:
+   * `set` takes `value`, `decrement` stops at 0, `increment` at 1e12.
+   * @throws TypeError on an unknown operation or a value outside 0..1e12.
+   */
+  adjustCredits(request: AdjustCreditsRequest): CreditsState {
+    checkInstant(request.now);
+    checkCreditsSpec(request.credits);
+    if (!["set", "increment", "decrement"].includes(request.operation)) {
+      throw new TypeError(
+        `operation must be set, increment or decrement, not ${request.operation}`,
+      );
+    }
+    checkCount("value", request.value, 0, MAX_CREDITS);
+    return this.ctx.storage.transactionSync(() => {
+      const credits = this.currentCredits(request.now, request.credits);
+      credits.remaining = applyCreditOperation(credits.remaining, request.operation, request.value);
+      this.sql.exec("UPDATE credits SET remaining = ? WHERE id = 1", credits.remaining);
+      return credits;
+    });
+  }
+
+  /** The exact remaining credits at `now` (adopting a newer spec, applying due refills). */
+  readCredits(request: ReadCreditsRequest): CreditsState {
+    checkInstant(request.now);
+    checkCreditsSpec(request.credits);
+    return this.ctx.storage.transactionSync(() =>
+      this.currentCredits(request.now, request.credits),
+    );
+  }
+
+  /** The stored credits brought to `now`: a newer spec adopted, a passed refill applied once. */
+  private currentCredits(now: number, spec: CreditsSpec): CreditsState {
+    let row = this.sql.exec<CreditsRow>("SELECT * FROM credits WHERE id = 1").toArray()[0];
+    if (!row || spec.version > row.version) {
+      // Refills count from the instant D1 set these credits, not from when they arrive here.
+      row = {
+        remaining: spec.remaining,
+        version: spec.version,
+        refill_interval: spec.refill?.interval ?? null,
+        refill_amount: spec.refill?.amount ?? null,
+        refill_day: spec.refill?.day ?? null,
+        refilled_through: spec.version,
+      };
+      this.sql.exec(
+        `INSERT OR REPLACE INTO credits (id, remaining, version, refill_interval, refill_amount,
+           refill_day, refilled_through) VALUES (1, ?, ?, ?, ?, ?, ?)`,
+        row.remaining,
+        row.version,
+        row.refill_interval,
+        row.refill_amount,
+        row.refill_day,
+        row.refilled_through,
+      );
+    }
+    const refill = refillOf(row);
+    // Written only when a refill applies: until then no refill instant lies in (through, now],
+    // so leaving `refilled_through` behind loses nothing and spares a write per call.
+    if (refill && refillDue(row.refilled_through, now, refill)) {
+      row.remaining = refill.amount;
+      row.refilled_through = now;
+      this.sql.exec(
+        "UPDATE credits SET remaining = ?, refilled_through = ? WHERE id = 1",
+        row.remaining,
+        row.refilled_through,
+      );
+    }
+    return {
+      remaining: row.remaining,
+      refillAt: refill && nextRefillAt(Math.max(now, row.refilled_through), refill),
+    };
+  }
+
+  /** Adds a grant to its window; a window's first grant also prunes the ones long over. */
+  private count(w: CountedWindow, now: number) {
+    if (!w.stored) {
+      const horizon = now - WINDOW_RETENTION_MS;
+      if (horizon > this.prunedThrough) {
+        this.sql.exec("DELETE FROM windows WHERE end_ms <= ?", horizon);
+        this.sql.exec("INSERT OR REPLACE INTO meta (id, pruned_through) VALUES (1, ?)", horizon);
+        this.prunedThrough = horizon;
+      }
+    }
+    this.sql.exec(
+      `INSERT INTO windows (name, lim, duration_ms, k, used, end_ms) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET used = used + excluded.used`,
+      w.spec.name,
+      w.spec.limit,
+      w.spec.durationMs,
+      w.index,
+      w.cost,
+      w.end,
+    );
+  }
+}
+
+function refillOf(row: CreditsRow): RefillSpec | null {
+  if (row.refill_interval !== "daily" && row.refill_interval !== "monthly") return null;
+  return {
+    interval: row.refill_interval,
+    amount: row.refill_amount ?? 0,
+    day: row.refill_day,
+  };
+}
+
+// The callers validate the wire shapes; these guards keep a bad call from corrupting state.
+function checkCount(what: string, value: unknown, min: number, max: number) {
+  if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) {
+    throw new TypeError(`${what} must be an integer from ${min} to ${max}`);
+  }
+}
+
+function checkInstant(now: unknown) {
+  if (typeof now !== "number" || !Number.isFinite(now)) {
+    throw new TypeError("now must be an instant in ms");
+  }
+}
+
+function checkCreditsSpec(credits: CreditsSpec) {
+  checkCount("credits.remaining", credits.remaining, 0, MAX_CREDITS);
+  checkInstant(credits.version);
+  if (credits.refill) checkCount("credits.refill.amount", credits.refill.amount, 1, MAX_CREDITS);
+}
+
+function checkSpendRequest(request: SpendRequest) {
+  checkInstant(request.now);
+  checkCount("cost", request.cost, 0, MAX_CREDITS);
+  for (const { spec, cost } of request.limits) {
+    checkCount("limit", spec.limit, 1, Number.MAX_SAFE_INTEGER);
+    checkCount("durationMs", spec.durationMs, 1, Number.MAX_SAFE_INTEGER);
+    checkCount("limit cost", cost, 0, Number.MAX_SAFE_INTEGER);
+  }
+  if (request.credits) checkCreditsSpec(request.credits);
+}
