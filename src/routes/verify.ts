@@ -56,7 +56,7 @@ const route = createRoute({
   description: [
     "Checks, in this order, the first failing one answering: `MALFORMED`, `NOT_FOUND`, `REVOKED`, `EXPIRED`, `DISABLED`, `WRONG_PROJECT`, `IP_NOT_ALLOWED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`, `USAGE_EXCEEDED`; else `VALID`. Rate limits and credits are decided together: when one refuses, nothing is spent.",
     "`VALID`, `RATE_LIMITED` and `USAGE_EXCEEDED` carry the key's metadata (`reset_at`, `refill_at` say when to come back); every other answer has `valid: false` and no metadata (its governance members are null).",
-    "Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.",
+    "Verify answers 200 with its verdict (it is a question, not the protected resource), except for a client address sending too many unknown keys: those answers are 429 with `Retry-After` (genuine keys always get their verdict). Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.",
     "No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.",
   ].join("\n\n"),
   security: optionalBearer,
