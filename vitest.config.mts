@@ -18,6 +18,7 @@ export default defineConfig(async () => ({
         // test spends a caller's budget in a few calls, well inside one window on any machine.
         ratelimits: {
           TEST_MANAGEMENT_LIMITER: { namespace_id: "9001", simple: { limit: 30, period: 10 } },
+          TEST_VERIFY_MISS_LIMITER: { namespace_id: "9002", simple: { limit: 5, period: 60 } },
         },
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations("migrations"),
@@ -49,6 +50,8 @@ export default defineConfig(async () => ({
       ? configDefaults.exclude
       : [...configDefaults.exclude, "bench/**"],
     setupFiles: ["./test/apply-migrations.ts"],
+    // Every cron run logs its one summary line; tests that care spy on console themselves.
+    onConsoleLog: (log: string) => !log.startsWith("cron run "),
     testTimeout: 20_000,
     hookTimeout: 30_000,
   },

@@ -1,6 +1,8 @@
 // First-run set-up for local development: a .dev.vars with a dev Clerk public key and an
 // ENCRYPTION_KEY, and the matching private key (for `npm run token`) in .keygate/.
 // Never overwrites an existing .dev.vars; adds the dashboard's dev sign-in to one that lacks it.
+// Refuses (exit 1) a configuration the Worker would refuse: a KEY_PREFIX that is not a
+// lowercase slug (src/core/config.ts holds the same rule).
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 
@@ -46,4 +48,36 @@ if (added.length > 0) {
   const lead = vars.endsWith("\n") || vars === "" ? "" : "\n";
   appendFileSync(DEV_VARS, `${lead}# Dashboard dev sign-in (local only).\n${added.join("\n")}\n`);
   console.log(`Added ${added.map((line) => line.split("=")[0]).join(", ")} to ${DEV_VARS}.`);
+}
+
+/** KEY_PREFIX as wrangler dev will see it: .dev.vars overrides wrangler.toml's [vars]. */
+function configuredKeyPrefix() {
+  let value;
+  let source = "the default";
+  const toml = existsSync("wrangler.toml") ? readFileSync("wrangler.toml", "utf8") : "";
+  const vars = /^\[vars\][^\S\n]*\n([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(toml)?.[1] ?? "";
+  const fromToml = /^KEY_PREFIX\s*=\s*(?:"([^"]*)"|'([^']*)')/m.exec(vars);
+  if (fromToml) {
+    value = fromToml[1] ?? fromToml[2];
+    source = "wrangler.toml [vars]";
+  }
+  const devVars = existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") : "";
+  const fromDevVars = /^KEY_PREFIX\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S*))/m.exec(devVars);
+  if (fromDevVars) {
+    value = fromDevVars[1] ?? fromDevVars[2] ?? fromDevVars[3];
+    source = DEV_VARS;
+  }
+  return { value, source };
+}
+
+const prefix = configuredKeyPrefix();
+if (
+  prefix.value !== undefined &&
+  prefix.value !== "" &&
+  !/^[a-z][a-z0-9]{0,15}$/.test(prefix.value)
+) {
+  console.error(
+    `KEY_PREFIX ${JSON.stringify(prefix.value)} (from ${prefix.source}) must be 1–16 lowercase letters and digits, starting with a letter: keys made with it could never verify. Fix it and run again.`,
+  );
+  process.exit(1);
 }

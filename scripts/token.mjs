@@ -1,10 +1,19 @@
 // Mint a dev Clerk-shaped session token, signed with the key scripts/setup-dev.mjs made.
 //   npm run token -- --org org_x --role admin [--user user_1] [--v1] [--ttl 3600]
+//   (--ttl in seconds; negative for an already expired token: --ttl -10)
 import { createPrivateKey, createSign } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
+// `--ttl -10` (an already expired token) is a value, not an option: parseArgs would refuse it.
+const args = [];
+for (const arg of process.argv.slice(2)) {
+  if (args.at(-1) === "--ttl" && /^-\d+$/.test(arg)) args[args.length - 1] = `--ttl=${arg}`;
+  else args.push(arg);
+}
+
 const { values } = parseArgs({
+  args,
   options: {
     org: { type: "string", default: "org_dev" },
     role: { type: "string", default: "admin" },
@@ -22,6 +31,14 @@ if (!existsSync(values.key)) {
   process.exit(1);
 }
 
+const ttl = Number(values.ttl);
+if (!Number.isInteger(ttl)) {
+  console.error(
+    `--ttl takes whole seconds (e.g. 3600, or -10 for an expired token), not ${values.ttl}.`,
+  );
+  process.exit(1);
+}
+
 const b64url = (value) => Buffer.from(value).toString("base64url");
 const now = Math.floor(Date.now() / 1000);
 const role = values.role.replace(/^org:/, "");
@@ -30,7 +47,7 @@ const claims = {
   sid: `sess_dev_${now}`,
   iat: now,
   nbf: now - 5,
-  exp: now + Number(values.ttl),
+  exp: now + ttl,
   iss: "https://clerk.keygate.local",
   ...(values.v1
     ? { v: 1, org_id: values.org, org_role: `org:${role}` }

@@ -1,6 +1,7 @@
 // The one composition root: every door (HTTP, RPC, cron, queue) builds its Core here, so a
 // guarantee added here (storage-fault marking, the clock, background work) holds at all of them.
 import { drizzle } from "drizzle-orm/d1";
+import { assertConfigured } from "./core/config";
 import type { Core, Database } from "./core/context";
 import { withStorageFaults } from "./core/storage-faults";
 import * as schema from "./db/schema";
@@ -28,6 +29,8 @@ export function createCore(
   ctx: { waitUntil(promise: Promise<unknown>): void },
   options: DoorOptions = {},
 ): Core {
+  // A bad KEY_PREFIX would mint keys that can never verify: every door refuses to work.
+  assertConfigured(env);
   const guarded = withStorageFaults(env);
   return {
     env: guarded,

@@ -3,12 +3,17 @@ import { createCore } from "./context";
 import { applyRetention } from "./core/analytics/retention";
 import type { Core } from "./core/context";
 import { isDomainError, loggable } from "./core/errors";
+import { sweepIdempotencyKeys } from "./core/idempotency";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
 import { publishKey } from "./core/verify";
 import { deliverDue } from "./core/webhooks";
+import { fairBatch } from "./db/fair";
 import { apiKeys } from "./db/schema";
 
-/** Keys rotated per run and keys swept per run: bounded, the next minute takes the rest. */
+/**
+ * Keys rotated per run (shared round-robin across organizations) and keys swept per run:
+ * bounded, the next minute takes the rest.
+ */
 export const ROTATION_BATCH = 50;
 export const SWEEP_BATCH = 100;
 
@@ -20,19 +25,25 @@ export const SWEEP_BATCH = 100;
  */
 export async function rotateDueKeys(core: Core): Promise<number> {
   const now = core.now();
+  const isDue = and(
+    lte(apiKeys.nextRotationAt, now),
+    isNull(apiKeys.revokedAt),
+    isNull(apiKeys.replacedByKeyId),
+    or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
+  );
+  const columns = {
+    id: apiKeys.id,
+    organizationId: apiKeys.organizationId,
+    dueAt: apiKeys.nextRotationAt,
+    seq: apiKeys.seq,
+  };
+  // Round-robin across organizations: one tenant's thousands of due keys cannot hold back
+  // another tenant's one for more than a run.
   const due = await core.db
     .select()
     .from(apiKeys)
-    .where(
-      and(
-        lte(apiKeys.nextRotationAt, now),
-        isNull(apiKeys.revokedAt),
-        isNull(apiKeys.replacedByKeyId),
-        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
-      ),
-    )
-    .orderBy(asc(apiKeys.nextRotationAt))
-    .limit(ROTATION_BATCH);
+    .where(inArray(apiKeys.id, fairBatch(apiKeys, columns, isDue, ROTATION_BATCH)))
+    .orderBy(asc(apiKeys.nextRotationAt));
   let rotated = 0;
   const failures: unknown[] = [];
   for (const key of due) {
@@ -87,8 +98,9 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
 }
 
 /**
- * One cron, four jobs (rotation, webhook delivery, grace sweep, analytics retention); "now"
- * is the controller's scheduledTime so runs are reproducible.
+ * One cron, four jobs (rotation, webhook delivery, grace sweep, analytics retention), and
+ * forgetting Idempotency-Key records past their 24 h; "now" is the controller's scheduledTime
+ * so runs are reproducible.
  * The jobs are independent: one that fails does not stop the others, and the run still
  * fails afterwards so the error is reported.
  */
@@ -113,6 +125,11 @@ export async function runScheduled(
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
   const retention = await run(() => applyRetention(core), { folded: 0, deleted: 0, forgotten: 0 });
+  await run(() => sweepIdempotencyKeys(core), 0);
+  // One line a run (wrangler dev's terminal, Workers Logs): what the minute did.
+  console.log(
+    `cron run ${new Date(scheduledTime).toISOString()}: rotated ${rotated}, delivered ${delivered.delivered}, failed ${delivered.attempted - delivered.delivered}, swept ${swept}${failures.length > 0 ? `, ${failures.length} job(s) failed` : ""}`,
+  );
   if (failures.length > 0) {
     for (const failure of failures) console.error("scheduled job failed:", loggable(failure));
     throw new AggregateError(failures, "Scheduled run failed.");

@@ -503,6 +503,7 @@ describe("analytics queries", () => {
       keyId: a.id,
       projectId: org.project.id,
       scopes: ["projects:read"],
+      expiresAt: null,
     };
     await expect(keyStats(keyOnly, a)).rejects.toThrow(/keys:read/);
   });

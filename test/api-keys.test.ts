@@ -257,6 +257,25 @@ describe("seed 001 API keys", () => {
     expect(patched.status).toBe(409);
   });
 
+  it("keeps an expired key dead: a PATCH of its expiry (or anything) is a 409", async () => {
+    const key = await newKey(org.admin, org.project.id, {
+      expires_at: new Date(Date.now() + 60_000).toISOString(),
+    });
+    // Expire it in storage, as the clock would a minute on.
+    await env.DB.prepare("update api_keys set expires_at = ? where id = ?")
+      .bind(Date.now() - 1000, key.id)
+      .run();
+    for (const body of [
+      { expires_at: new Date(Date.now() + 86_400_000).toISOString() },
+      { expires_at: null },
+      { name: "revived?" },
+    ]) {
+      const patched = await call("PATCH", `/v1/api-keys/${key.id}`, { token: org.admin, body });
+      expect(patched.status, JSON.stringify(body)).toBe(409);
+    }
+    expect((await verify(key.key)).body.code).toBe("EXPIRED");
+  });
+
   it("answers 404 for a key that does not exist", async () => {
     const id = crypto.randomUUID();
     expect((await call("GET", `/v1/api-keys/${id}`, { token: org.admin })).status).toBe(404);

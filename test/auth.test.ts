@@ -109,6 +109,13 @@ describe("Clerk session tokens", () => {
     expect(response.body.detail).toMatch(/organization/);
   });
 
+  it("treats a session with pending tasks (sts: pending) as signed out: 401", async () => {
+    const pending = await sessionToken({ org: "org_pending", claims: { sts: "pending" } });
+    expectUnauthorized(await call("GET", "/v1/projects", { token: pending }));
+    const active = await sessionToken({ org: "org_pending", claims: { sts: "active" } });
+    expect((await call("GET", "/v1/projects", { token: active })).status).toBe(200);
+  });
+
   it("enforces CLERK_AUTHORIZED_PARTIES when set", async () => {
     const core = createCore(
       { ...env, CLERK_AUTHORIZED_PARTIES: "https://app.example.com, https://admin.example.com" },
@@ -238,5 +245,116 @@ describe("Keygate API keys as bearer tokens", () => {
       body: { name: "renamed" },
     });
     expect(renamed.status).toBe(200);
+  });
+});
+
+describe("an API key's own bounds", () => {
+  const HOUR = 60 * 60 * 1000;
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("bounds");
+  });
+  const writerUntil = async (until: number) =>
+    newKey(org.admin, org.project.id, {
+      scopes: ["keys:write", "keys:read"],
+      expires_at: new Date(until).toISOString(),
+    });
+
+  it("gives a key it creates without an expiry its own, and refuses a later one", async () => {
+    const until = Date.now() + HOUR;
+    const writer = await writerUntil(until);
+    const made = await call("POST", "/v1/api-keys", {
+      token: writer.key,
+      body: { project_id: org.project.id, name: "child" },
+    });
+    expect(made.status).toBe(201);
+    expect(made.body.expires_at).toBe(new Date(until).toISOString());
+    const explicitNull = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
+      token: writer.key,
+      body: { name: "child", scopes: [], project_id: org.project.id, expires_at: null },
+    });
+    expect(explicitNull.status).toBe(201);
+    expect(explicitNull.body.api_key.expires_at).toBe(new Date(until).toISOString());
+    const later = await call("POST", `/api/v1/projects/${org.project.id}/keys`, {
+      token: writer.key,
+      body: { name: "child", expires_at: new Date(until + HOUR).toISOString() },
+    });
+    expect(later.status).toBe(400);
+    expect(later.body.errors.map((e: { location: string }) => e.location)).toEqual([
+      "body.expires_at",
+    ]);
+    const earlier = await call("POST", "/v1/api-keys", {
+      token: writer.key,
+      body: {
+        project_id: org.project.id,
+        name: "c",
+        expires_at: new Date(until - 1000).toISOString(),
+      },
+    });
+    expect(earlier.status).toBe(201);
+  });
+
+  it("bounds a successor it rotates, and a PATCH of another key's expiry", async () => {
+    const until = Date.now() + HOUR;
+    const writer = await writerUntil(until);
+    const forever = await newKey(org.admin, org.project.id, { scopes: ["deploy"] });
+    const rotated = await call("POST", `/v1/api-keys/${forever.id}/rotate`, {
+      token: writer.key,
+      body: {},
+    });
+    expect(rotated.status).toBe(201);
+    expect(rotated.body.expires_at).toBe(new Date(until).toISOString());
+
+    const other = await newKey(org.admin, org.project.id, { scopes: ["deploy"] });
+    const later = await call("PATCH", `/v1/api-keys/${other.id}`, {
+      token: writer.key,
+      body: { expires_at: new Date(until + HOUR).toISOString() },
+    });
+    expect(later.status).toBe(400);
+    const removed = await call("PATCH", `/v1/api-keys/${other.id}`, {
+      token: writer.key,
+      body: { expires_at: null },
+    });
+    expect(removed.status).toBe(200);
+    expect(removed.body.expires_at).toBe(new Date(until).toISOString());
+  });
+
+  it("never lets a key move its own expiry later or remove it", async () => {
+    const until = Date.now() + HOUR;
+    const writer = await writerUntil(until);
+    const self = `/v1/api-keys/${writer.id}`;
+    const later = await call("PATCH", self, {
+      token: writer.key,
+      body: { expires_at: new Date(until + HOUR).toISOString() },
+    });
+    expect(later.status).toBe(400);
+    const removed = await call("PATCH", self, { token: writer.key, body: { expires_at: null } });
+    expect(removed.status).toBe(200);
+    expect(removed.body.expires_at).toBe(new Date(until).toISOString());
+    const sooner = await call("PATCH", self, {
+      token: writer.key,
+      body: { expires_at: new Date(until - HOUR / 2).toISOString() },
+    });
+    expect(sooner.status).toBe(200);
+    // A Clerk admin is not bounded.
+    const admin = await call("PATCH", self, { token: org.admin, body: { expires_at: null } });
+    expect(admin.body.expires_at).toBeNull();
+  });
+
+  it("revokes only keys whose management scopes it holds", async () => {
+    const writer = await newKey(org.admin, org.project.id, { scopes: ["keys:write"] });
+    const powerful = await newKey(org.admin, org.project.id, { scopes: ["*"] });
+    for (const path of [
+      `/v1/api-keys/${powerful.id}`,
+      `/v1/organizations/${org.org}/api-keys/${powerful.id}`,
+      `/api/v1/projects/${org.project.id}/keys/${powerful.id}`,
+    ]) {
+      expect((await call("DELETE", path, { token: writer.key })).status, path).toBe(403);
+    }
+    expect((await verify(powerful.key)).body.valid).toBe(true);
+    const peer = await newKey(org.admin, org.project.id, { scopes: ["keys:write", "deploy"] });
+    expect((await call("DELETE", `/v1/api-keys/${peer.id}`, { token: writer.key })).status).toBe(
+      204,
+    );
   });
 });

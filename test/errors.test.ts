@@ -283,3 +283,196 @@ describe("problem+json for every error", () => {
     expect(body.errors[0]).toMatchObject({ location: "body.name", value: "" });
   });
 });
+
+describe("text fields hold well-formed characters", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("unicode");
+  });
+
+  it("refuses lone surrogates with a 400 naming the field, in any field, nested too", async () => {
+    const lone = "\ud800".repeat(128);
+    const created = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: lone },
+    });
+    expect(created.status).toBe(400);
+    expect(created.body.errors).toEqual([
+      {
+        location: "body.name",
+        message: expect.stringMatching(/surrogate/),
+        value: expect.any(String),
+      },
+    ]);
+    for (const body of [
+      { project_id: org.project.id, name: "ok", device_name: "a\udc00b" },
+      { project_id: org.project.id, name: "ok", scopes: ["x", "\udbff"] },
+    ]) {
+      const answered = await call("POST", "/v1/api-keys", { token: org.admin, body });
+      expect(answered.status, JSON.stringify(body)).toBe(400);
+    }
+    const project = await call("POST", "/v1/projects", {
+      token: org.admin,
+      body: { name: "\udfff" },
+    });
+    expect(project.status).toBe(400);
+    expect(project.body.errors[0].location).toBe("body.name");
+  });
+
+  it("counts characters, not UTF-16 units: 128 emoji are a name, and round-trip through PATCH", async () => {
+    const emoji = "🔑".repeat(128);
+    const created = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: emoji, device_name: "💻".repeat(128) },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.name).toBe(emoji);
+    const got = await call("GET", `/v1/api-keys/${created.body.id}`, { token: org.admin });
+    expect(got.body.name).toBe(emoji);
+    const patched = await call("PATCH", `/v1/api-keys/${created.body.id}`, {
+      token: org.admin,
+      body: { name: got.body.name },
+    });
+    expect(patched.status).toBe(200);
+    const tooLong = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      body: { project_id: org.project.id, name: "🔑".repeat(129) },
+    });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.errors.map((e: { location: string }) => e.location)).toEqual(["body.name"]);
+  });
+});
+
+describe("parsing", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("parsing");
+  });
+
+  it("takes limit only as decimal digits, with one error when it is not", async () => {
+    for (const limit of ["0x10", "1e1", " 10", "10 ", "+10", "10.0", "-1", "0", "101", "", "ten"]) {
+      const listed = await call(
+        "GET",
+        `/v1/api-keys?project_id=${org.project.id}&limit=${encodeURIComponent(limit)}`,
+        { token: org.admin },
+      );
+      expect(listed.status, JSON.stringify(limit)).toBe(400);
+      expect(listed.body.errors, JSON.stringify(limit)).toEqual([
+        { location: "query.limit", message: expect.any(String), value: limit },
+      ]);
+    }
+    for (const limit of ["1", "010", "100"]) {
+      const listed = await call("GET", `/v1/api-keys?project_id=${org.project.id}&limit=${limit}`, {
+        token: org.admin,
+      });
+      expect(listed.status, limit).toBe(200);
+    }
+  });
+
+  it("gives an unparseable or impossible expires_at one error, not two", async () => {
+    for (const expires_at of [
+      "not a date",
+      "2030-02-30T00:00:00Z",
+      "2030-13-01T00:00:00Z",
+      "2030-01-01T24:00:00Z",
+      "2030-01-01 00:00:00Z",
+      "99999-01-01T00:00:00Z",
+      "2030-01-01T00:00:00",
+    ]) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: org.admin,
+        body: { project_id: org.project.id, name: "x", expires_at },
+      });
+      expect(created.status, expires_at).toBe(400);
+      expect(created.body.errors, expires_at).toEqual([
+        { location: "body.expires_at", message: expect.any(String), value: expires_at },
+      ]);
+    }
+  });
+
+  it("accepts RFC 3339 with lowercase t and z, and offsets", async () => {
+    const cases: [string, string][] = [
+      ["2030-01-01t00:00:00z", "2030-01-01T00:00:00.000Z"],
+      ["2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00.000Z"],
+      ["2030-01-01T00:00:00.5Z", "2030-01-01T00:00:00.500Z"],
+    ];
+    for (const [sent, stored] of cases) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: org.admin,
+        body: { project_id: org.project.id, name: "x", expires_at: sent },
+      });
+      expect(created.status, sent).toBe(201);
+      expect(created.body.expires_at).toBe(stored);
+    }
+  });
+});
+
+describe("strict bodies", () => {
+  let org: Awaited<ReturnType<typeof newOrg>>;
+  beforeAll(async () => {
+    org = await newOrg("strict");
+  });
+
+  it("names each unknown member in a 400 and creates nothing (a typo `scope` is not `no scopes`)", async () => {
+    const cases: [string, string, Record<string, unknown>][] = [
+      ["POST", "/v1/api-keys", { project_id: "P", name: "x", scope: ["deploy"] }],
+      ["POST", "/v1/organizations/ORG/api-keys", { name: "x", scopes: [], scope: ["a"] }],
+      ["POST", "/api/v1/projects/P/keys", { name: "x", scope: ["deploy"] }],
+      ["POST", "/v1/projects", { name: "x", prefix: "abc" }],
+      ["POST", "/v1/projects/P/environments", { name: "staging", nmae: "x" }],
+      ["PATCH", "/v1/projects/P", { nmae: "x" }],
+      ["POST", "/v1/keys/verify", { key: "capy_live_x", required_scope: ["a"] }],
+    ];
+    for (const [method, template, body] of cases) {
+      const path = template.replace("/P", `/${org.project.id}`).replace("ORG", org.org);
+      const before = (
+        await env.DB.prepare("select count(*) as n from api_keys").first<{ n: number }>()
+      )?.n;
+      const answered = await call(method, path, { token: org.admin, body });
+      expect(answered.status, `${method} ${path}`).toBe(400);
+      const locations = answered.body.errors.map((e: { location: string }) => e.location);
+      const unknown = Object.keys(body).filter((k) =>
+        ["scope", "prefix", "nmae", "required_scope"].includes(k),
+      );
+      expect(locations, path).toEqual(unknown.map((k) => `body.${k}`));
+      const after = (
+        await env.DB.prepare("select count(*) as n from api_keys").first<{ n: number }>()
+      )?.n;
+      expect(after).toBe(before);
+    }
+  });
+
+  it("names unknown members of the key PATCH and rotate bodies too", async () => {
+    const key = await newKey(org.admin, org.project.id);
+    const patched = await call("PATCH", `/v1/api-keys/${key.id}`, {
+      token: org.admin,
+      body: { name: "y", expires: "2030-01-01T00:00:00Z" },
+    });
+    expect(patched.status).toBe(400);
+    expect(patched.body.errors).toEqual([
+      { location: "body.expires", message: expect.any(String), value: "2030-01-01T00:00:00Z" },
+    ]);
+    const rotated = await call("POST", `/v1/api-keys/${key.id}/rotate`, {
+      token: org.admin,
+      body: { grace_period: 60 },
+    });
+    expect(rotated.status).toBe(400);
+    expect(rotated.body.errors.map((e: { location: string }) => e.location)).toEqual([
+      "body.grace_period",
+    ]);
+  });
+
+  it("takes `$schema` on seed 002 bodies, as the seed sends it", async () => {
+    const created = await call("POST", `/api/v1/projects/${org.project.id}/keys`, {
+      token: org.admin,
+      body: { $schema: "/api/v1/schemas/CreateAPIKeyInputBody.json", name: "x" },
+    });
+    expect(created.status).toBe(201);
+  });
+
+  it("says so in the OpenAPI document: additionalProperties false", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    const schema = doc.paths["/v1/api-keys"].post.requestBody.content["application/json"].schema;
+    expect(schema.additionalProperties).toBe(false);
+  });
+});

@@ -343,7 +343,11 @@ const OPS: Op[] = [
   {
     name: "rotate the webhook signing secret",
     success: 200,
-    setup: async () => ({ method: "POST", path: `/v1/projects/${org.project.id}/webhook-secret` }),
+    // A fresh project each time: a second rotation within 24 h of the first is a 409.
+    setup: async () => {
+      const fresh = await call("POST", "/v1/projects", { token: org.admin, body: { name: "p" } });
+      return { method: "POST", path: `/v1/projects/${fresh.body.id}/webhook-secret` };
+    },
   },
   {
     name: "create a key (seed 001)",

@@ -63,6 +63,8 @@ export interface SessionOptions {
   expiresIn?: number;
   privateKey?: string;
   azp?: string;
+  /** Further claims, e.g. `sts: "pending"` (a session with pending tasks). */
+  claims?: Record<string, unknown>;
 }
 
 /** A Clerk-shaped session JWT signed with the test run's key (RS256). */
@@ -79,6 +81,7 @@ export async function sessionToken(options: SessionOptions = {}): Promise<string
     else Object.assign(claims, { org_id: org, org_role: `org:${role}` });
   }
   if (options.azp) claims.azp = options.azp;
+  Object.assign(claims, options.claims);
   const key = await importPKCS8(options.privateKey ?? env.TEST_CLERK_PRIVATE_KEY, "RS256");
   return new SignJWT(claims)
     .setProtectedHeader({ alg: "RS256", kid: "ins_test", typ: "JWT" })

@@ -55,8 +55,8 @@ describe("meta routes", () => {
     expect(operations.sort()).toEqual([...EXPECTED_OPERATIONS].sort());
     const revoke = doc.paths["/api/v1/projects/{projectId}/keys/{keyId}"].delete;
     expect(revoke.parameters.map((p: { name: string }) => p.name)).toEqual(["projectId", "keyId"]);
-    // Seed 002's own scheme name, with the API-key scheme as the alternative it also takes.
-    expect(revoke.security).toEqual([{ bearerClerk: [] }, { bearerAuth: [] }]);
+    // Seed 002 keeps its own scheme name; bearerAuth first, so one token entered on /docs works.
+    expect(revoke.security).toEqual([{ bearerAuth: [] }, { bearerClerk: [] }]);
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual([
       "bearerAuth",
       "bearerClerk",
@@ -83,5 +83,56 @@ describe("meta routes", () => {
     expect(script.status).toBe(200);
     expect(script.headers.get("content-type")).toContain("javascript");
     expect(script.text.length).toBeGreaterThan(100_000);
+  });
+});
+
+describe("the OpenAPI document tells the whole truth", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the document is walked dynamically
+  type Json = any;
+  const operations = (doc: Json): [string, Json][] =>
+    Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item as Json).map(
+        ([method, op]) => [`${method} ${path}`, op] as [string, Json],
+      ),
+    );
+
+  it("names the origin that serves it in `servers`, so every snippet has a host", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    expect(doc.servers).toEqual([{ url: "http://keygate.test", description: expect.any(String) }]);
+  });
+
+  it("lets one bearerAuth token work for every authenticated operation, seed 002's too", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    for (const [name, op] of operations(doc)) {
+      const security = op.security ?? doc.security;
+      if (security.length === 0) continue; // /healthz takes no credential
+      // The first credential offered (after `{}`, "none needed", on verify) is bearerAuth.
+      const offered = security.filter((s: Json) => Object.keys(s).length > 0);
+      expect(offered[0], name).toEqual({ bearerAuth: [] });
+      if (name.includes(" /api/v1/projects/")) {
+        expect(security, name).toContainEqual({ bearerClerk: [] });
+      }
+    }
+    const page = (await call("GET", "/docs")).text;
+    expect(page).toContain('preferredSecurityScheme: "bearerAuth"');
+  });
+
+  it("documents the response headers it sends", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    for (const [name, op] of operations(doc)) {
+      for (const [status, response] of Object.entries(op.responses as Record<string, Json>)) {
+        if (status === "401") expect(response.headers, name).toHaveProperty("WWW-Authenticate");
+        if (status === "429" || status === "503") {
+          expect(response.headers, `${name} ${status}`).toHaveProperty("Retry-After");
+        }
+      }
+      if ((op.parameters ?? []).some((p: Json) => p.name === "cursor")) {
+        expect(op.responses["200"].headers, name).toHaveProperty("Link");
+      }
+    }
+    expect(doc.components.responses.MethodNotAllowed.headers).toHaveProperty("Allow");
+    const wrongMethod = await call("PUT", "/v1/projects");
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toBe("GET, POST");
   });
 });

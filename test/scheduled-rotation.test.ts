@@ -302,6 +302,62 @@ describe("scheduled rotation", () => {
     expect(row?.replaced_by_key_id).toEqual(expect.any(String));
   });
 
+  it("rotates another tenant's due key in the first run, behind one tenant's 75 due keys", async () => {
+    // Runs a day back: no key made by the other tests of this file is due then.
+    const runAt = Date.now() - DAY;
+    const busy = await newOrg("rotation-backlog");
+    const template = await newKey(busy.admin, busy.project.id, { rotation_interval_days: 1 });
+    await env.DB.prepare(
+      `with recursive n(i) as (select 1 union all select i + 1 from n where i < 74)
+       insert into api_keys (id, organization_id, project_id, environment_id, name, key_hash,
+         key_prefix, scopes, source, created_by_user_id, is_admin_managed, created_at,
+         updated_at, rotation_interval_days, next_rotation_at)
+       select lower(hex(randomblob(16))), organization_id, project_id, environment_id, name,
+         lower(hex(randomblob(32))), key_prefix, scopes, source, created_by_user_id,
+         is_admin_managed, created_at, updated_at, rotation_interval_days, next_rotation_at
+       from api_keys, n where id = ?`,
+    )
+      .bind(template.id)
+      .run();
+    await env.DB.prepare("update api_keys set next_rotation_at = ? where organization_id = ?")
+      .bind(runAt - 2 * HOUR, busy.org)
+      .run();
+    const quiet = await newOrg("rotation-quiet");
+    const one = await newKey(quiet.admin, quiet.project.id, { rotation_interval_days: 1 });
+    await env.DB.prepare("update api_keys set next_rotation_at = ? where id = ?")
+      .bind(runAt - HOUR, one.id)
+      .run();
+
+    await runCron(runAt);
+
+    expect((await keyRow(one.id))?.replaced_by_key_id).toEqual(expect.any(String));
+    const rotatedBusy = await env.DB.prepare(
+      "select count(*) as n from api_keys where organization_id = ? and replaced_by_key_id is not null",
+    )
+      .bind(busy.org)
+      .first<{ n: number }>();
+    expect(rotatedBusy?.n).toBe(ROTATION_BATCH - 1);
+  });
+
+  it("logs one line per run: rotated, delivered, failed, swept", async () => {
+    const { admin, project } = await newOrg("cron-log");
+    const key = await newKey(admin, project.id, { rotation_interval_days: 1 });
+    const runAt = Date.parse(key.next_rotation_at);
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => {
+      lines.push(args.join(" "));
+    });
+
+    await runCron(runAt);
+
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^cron run ${iso(runAt).replaceAll(".", "\\.")}: rotated [1-9]\\d*, delivered \\d+, failed \\d+, swept \\d+$`,
+      ),
+    );
+  });
+
   it("runs through the Worker's scheduled entry point", async () => {
     const { admin, project } = await newOrg("entry");
     const key = await newKey(admin, project.id, { rotation_interval_days: 1 });

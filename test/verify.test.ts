@@ -1,6 +1,7 @@
 // POST /v1/keys/verify: the key in the body is the credential; each outcome has its code.
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { generateKey } from "../src/core/key-material";
 import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
@@ -147,5 +148,76 @@ describe("verify over HTTP", () => {
       body: { key: "x", required_scopes: "read" },
     });
     expect(wrongType.status).toBe(400);
+  });
+});
+
+describe("unknown keys are limited per client address", () => {
+  // TEST_VERIFY_MISS_LIMITER: 5 per 60 s (vitest.config.mts), for wrangler.toml's 600 per 60 s.
+  const LIMIT = 5;
+  const limited = { VERIFY_MISS_RATE_LIMITER: env.TEST_VERIFY_MISS_LIMITER };
+  const verifyFrom = (address: string, body: Record<string, unknown>) =>
+    call("POST", "/v1/keys/verify", {
+      body,
+      headers: { "cf-connecting-ip": address },
+      env: limited,
+    });
+  const unknownKey = async () => (await generateKey("capy", "live")).plaintext;
+
+  it("answers 429 once an address has sent too many unknown keys; genuine keys still verify", async () => {
+    const org = await newOrg("verify-miss");
+    const genuine = await newKey(org.admin, org.project.id);
+    const address = `203.0.113.${Math.floor(Math.random() * 250)}`;
+    const answers: number[] = [];
+    // At most two windows' budgets: a window boundary mid-test only delays the 429.
+    for (let i = 0; i < 2 * LIMIT + 1 && !answers.includes(429); i++) {
+      const answered = await verifyFrom(address, { key: await unknownKey() });
+      answers.push(answered.status);
+      if (answered.status === 429) {
+        expect(answered.headers.get("retry-after")).toBe("60");
+        expect(answered.headers.get("content-type")).toContain("application/problem+json");
+      } else {
+        expect(answered.body).toEqual(rejectedResult("NOT_FOUND"));
+      }
+    }
+    expect(answers).toContain(429);
+
+    const valid = await verifyFrom(address, { key: genuine.key });
+    expect(valid.status).toBe(200);
+    expect(valid.body).toMatchObject({ valid: true, code: "VALID" });
+    const malformed = await verifyFrom(address, { key: "capy_live_nope" });
+    expect(malformed.body.code).toBe("MALFORMED");
+    const elsewhere = await verifyFrom("198.51.100.7", { key: await unknownKey() });
+    expect(elsewhere.body.code).toBe("NOT_FOUND");
+  });
+
+  it("bounds look-ups of project ids that do not exist, per key", async () => {
+    const org = await newOrg("project-miss");
+    const orgKey = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
+      token: org.admin,
+      body: { name: "org", scopes: [] },
+    });
+    expect(orgKey.status).toBe(201);
+    const key = orgKey.body.plaintext_api_key;
+    const projectReads = () =>
+      vi.mocked(env.DB.prepare).mock.calls.filter(([sql]) => /from "projects"/.test(String(sql)))
+        .length;
+    vi.spyOn(env.DB, "prepare");
+    // Past two windows' budgets, random ids stop costing a D1 read each.
+    for (let i = 0; i < 2 * LIMIT + 1; i++) {
+      const answered = await verifyFrom("192.0.2.1", { key, project_id: crypto.randomUUID() });
+      expect(answered.body.code).toBe("WRONG_PROJECT");
+    }
+    const readsSoFar = projectReads();
+    expect(readsSoFar).toBeGreaterThan(0); // the spy sees the look-ups
+    for (let i = 0; i < 20; i++) {
+      const answered = await verifyFrom("192.0.2.1", { key, project_id: crypto.randomUUID() });
+      expect(answered.body.code).toBe("WRONG_PROJECT");
+    }
+    expect(projectReads() - readsSoFar).toBeLessThanOrEqual(1);
+    // Genuine use still answers: its own project, and the key itself.
+    const known = await verifyFrom("192.0.2.1", { key, project_id: org.project.id });
+    expect(known.body).toMatchObject({ valid: true, code: "VALID" });
+    expect((await verifyFrom("192.0.2.1", { key })).body.code).toBe("VALID");
+    vi.restoreAllMocks();
   });
 });

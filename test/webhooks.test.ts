@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_ATTEMPTS } from "../src/core/webhooks";
-import { call, iso, newKey, newOrg, nextLink, runCron, verify } from "./helpers";
+import { DELIVERY_BATCH, MAX_ATTEMPTS } from "../src/core/webhooks";
+import { call, iso, newKey, newOrg, nextLink, runCron, sessionToken, verify } from "./helpers";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -318,6 +318,87 @@ describe("delivery", () => {
   });
 });
 
+/** Make a delivery due at `at` (ms), so a run at a chosen instant sees only this test's rows. */
+const dueAt = (id: string, at: number) =>
+  env.DB.prepare("update webhook_deliveries set next_attempt_at = ? where id = ?")
+    .bind(at, id)
+    .run();
+
+/** `count` more pending rows like delivery `id` (same organization, URL and key), due at `at`. */
+const cloneDelivery = (id: string, count: number, at: number) =>
+  env.DB.prepare(
+    `with recursive n(i) as (select 1 union all select i + 1 from n where i < ?)
+     insert into webhook_deliveries (id, organization_id, project_id, key_id, event_type, url,
+       payload, encrypted_key, status, attempts, next_attempt_at, created_at, updated_at)
+     select 'msg_' || lower(hex(randomblob(16))), organization_id, project_id, key_id,
+       event_type, url, payload, encrypted_key, 'pending', 0, ?, created_at, updated_at
+     from webhook_deliveries, n where id = ?`,
+  )
+    .bind(count, at, id)
+    .run();
+
+/** A promise and the function that resolves it: a test waits on an event, never on a timer. */
+function gate() {
+  let open: () => void = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { open, opened };
+}
+
+describe("fairness and leases", () => {
+  it("delivers another tenant's due delivery in the first run, behind one tenant's 75 failing ones", async () => {
+    // Runs a day back: no delivery left by the other tests of this file is due then.
+    const runAt = Date.now() - DAY;
+    const busy = await rotatedKey("backlog");
+    await dueAt(busy.delivery.id, runAt - 2 * HOUR);
+    await cloneDelivery(busy.delivery.id, 74, runAt - 2 * HOUR);
+    const quiet = await rotatedKey("quiet");
+    await dueAt(quiet.delivery.id, runAt - HOUR);
+    const hooks = receivers({ [busy.url]: status(500), [quiet.url]: ok });
+
+    await runCron(runAt);
+
+    expect(hooks.to(quiet.url)).toHaveLength(1);
+    expect((await deliveries(quiet.admin, quiet.project.id))[0]).toMatchObject({
+      status: "delivered",
+    });
+    // The busy tenant still got the rest of the run's batch.
+    expect(hooks.to(busy.url)).toHaveLength(DELIVERY_BATCH - 1);
+  });
+
+  it("never claims again an attempt still in flight, even when the run that sent it was late", async () => {
+    const { admin, project, url, delivery } = await rotatedKey("late-run");
+    await dueAt(delivery.id, Date.now() - 5 * MINUTE);
+    const sent = gate();
+    let release: (response: Response) => void = () => {};
+    const answer = new Promise<Response>((resolve) => {
+      release = resolve;
+    });
+    const hooks = receivers({
+      [url]: (_sent, attempt) => {
+        if (attempt > 1) return new Response("a second send");
+        sent.open();
+        return answer;
+      },
+    });
+
+    // A run 70 s late: its scheduledTime is 70 s behind the wall clock.
+    const late = runCron(Date.now() - 70 * SECOND);
+    await sent.opened;
+    await runCron(Date.now());
+    expect(hooks.to(url)).toHaveLength(1);
+
+    release(new Response("ok"));
+    await late;
+    expect(hooks.to(url)).toHaveLength(1);
+    expect((await deliveries(admin, project.id))[0]).toMatchObject({
+      status: "delivered",
+      attempts: 1,
+    });
+  });
+});
+
 describe("retries", () => {
   it("retries a failing receiver after a backoff, with the same webhook-id, until it succeeds", async () => {
     const { admin, project, url, rotation, delivery } = await rotatedKey("flaky");
@@ -573,6 +654,30 @@ describe("webhook signing secret", () => {
   });
 });
 
+describe("webhook signing secret history", () => {
+  it("refuses a second rotation (409) while the previous secret is in its 24 h, then allows it", async () => {
+    const { org, admin, project } = await newOrg("secret-history");
+    const path = `/v1/projects/${project.id}/webhook-secret`;
+    const first = await call("POST", path, { token: admin });
+    expect(first.status).toBe(200);
+
+    const again = await call("POST", path, { token: admin });
+    expect(again.status).toBe(409);
+    expect(again.headers.get("content-type")).toContain("application/problem+json");
+    expect(again.body.detail).toContain(first.body.previous_secret_expires_at);
+    // Nothing changed: the original secret still signs beside the new one.
+    const read = await call("GET", path, { token: admin });
+    expect(read.body).toEqual(first.body);
+    expect(read.body.previous_webhook_signing_secret).toBe(project.webhook_signing_secret);
+
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse(first.body.previous_secret_expires_at) + SECOND);
+    const later = await call("POST", path, { token: await sessionToken({ org, role: "admin" }) });
+    expect(later.status).toBe(200);
+    expect(later.body.previous_webhook_signing_secret).toBe(first.body.webhook_signing_secret);
+  });
+});
+
 describe("rotation_webhook_url", () => {
   const rejected = ["http://example.com/hook", "ftp://example.com/hook", "not a url"];
   const accepted = [
@@ -626,6 +731,115 @@ describe("rotation_webhook_url", () => {
       expect(patched.body.rotation_webhook_url).toBe(url);
     }
     expect((await patch(null)).body.rotation_webhook_url).toBeNull();
+  });
+});
+
+describe("rotation_webhook_url: no private or special addresses, in any spelling", () => {
+  const refused = [
+    // private, loopback (other than the three loopback hosts), link-local, unspecified
+    "https://10.0.0.1/hook",
+    "https://172.16.5.4/hook",
+    "https://192.168.1.1/hook",
+    "https://100.64.0.1/hook",
+    "https://169.254.169.254/latest/meta-data",
+    "https://127.0.0.2/hook",
+    "https://0.0.0.0/hook",
+    "https://255.255.255.255/hook",
+    "https://224.0.0.1/hook",
+    // the same addresses in other IPv4 spellings
+    "https://167772161/hook", // 10.0.0.1 as one decimal number
+    "https://0xa000001/hook",
+    "https://0x0a.0.0.1/hook",
+    "https://012.0.0.1/hook", // octal 10
+    "https://0251.0376.0251.0376/", // 169.254.169.254 in octal
+    "https://10.1/hook",
+    "https://10.0.0.1./hook",
+    "https://%31%30.0.0.1/hook",
+    "https://0/hook",
+    // IPv6: unspecified, link-local, unique-local, site-local, multicast, mapped, NAT64
+    "https://[::]/hook",
+    "https://[0:0:0:0:0:0:0:0]/hook",
+    "https://[fe80::1]/hook",
+    "https://[FE80:0000::1]/hook",
+    "https://[fc00::1]/hook",
+    "https://[fd12:3456:789a::1]/hook",
+    "https://[fec0::1]/hook",
+    "https://[ff02::1]/hook",
+    "https://[::ffff:10.0.0.1]/hook",
+    "https://[::ffff:a00:1]/hook",
+    "https://[::ffff:8.8.8.8]/hook",
+    "https://[0:0:0:0:0:ffff:7f00:1]/hook",
+    "https://[::127.0.0.1]/hook",
+    "https://[::2]/hook",
+    "https://[64:ff9b::a00:1]/hook",
+    "https://[2002:a00:1::]/hook",
+    "https://[0::1]:8443/hook", // loopback, but only the spellings localhost, 127.0.0.1, [::1]
+    "https://0x7f.1/hook",
+    "https://2130706433/hook",
+    "http://0x7f000001/hook",
+    "https://[0:0:0:0:0:0:0:1]/hook",
+    // user info, ports off loopback, other schemes
+    "https://user:pass@example.com/hook",
+    "https://user@example.com/hook",
+    "https://example.com:8443/hook",
+    "https://example.com:443/hook",
+    "http://example.com/hook",
+    "HTTPS://example.com/hook",
+    "http://localhost.example.com/hook",
+    "http://127.0.0.1.nip.io/hook",
+    "ftp://example.com/hook",
+    "javascript:alert(1)",
+  ];
+  const allowed = [
+    "https://example.com/hook",
+    "https://example.com",
+    "https://example.com?x=1",
+    "https://8.8.8.8/hook",
+    "https://[2606:4700:4700::1111]/hook",
+    "http://localhost/hook",
+    "http://localhost:3000/hook",
+    "https://localhost:8443/hook",
+    "http://127.0.0.1:8080/hook",
+    "http://[::1]:9000/hook",
+  ];
+
+  it("refuses each refused spelling with one 400 naming the field, and accepts the others", async () => {
+    const { admin, project } = await newOrg("url-ssrf");
+    for (const url of refused) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: admin,
+        body: { project_id: project.id, name: "k", rotation_webhook_url: url },
+      });
+      expect(created.status, url).toBe(400);
+      expect(created.body.errors, url).toEqual([
+        { location: "body.rotation_webhook_url", message: expect.any(String), value: url },
+      ]);
+    }
+    for (const url of allowed) {
+      const created = await call("POST", "/v1/api-keys", {
+        token: admin,
+        body: { project_id: project.id, name: "k", rotation_webhook_url: url },
+      });
+      expect(created.status, url).toBe(201);
+    }
+  });
+
+  it("states the rule in the OpenAPI document: format uri, a pattern and a description", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    const schemas = JSON.stringify(doc);
+    expect(schemas).toContain('"format":"uri"');
+    const create = doc.paths["/v1/api-keys"].post.requestBody.content["application/json"].schema;
+    const properties =
+      create.properties ?? doc.components.schemas[create.$ref.split("/").pop()].properties;
+    const field = properties.rotation_webhook_url;
+    const url = field.anyOf ? field.anyOf.find((s: Json) => s.type === "string") : field;
+    expect(url).toMatchObject({ format: "uri", maxLength: 2048 });
+    expect(url.description).toMatch(/private/);
+    const pattern = new RegExp(url.pattern);
+    for (const ok of allowed) expect(pattern.test(ok), ok).toBe(true);
+    for (const shape of ["https://user@example.com/", "https://example.com:8443/", "HTTPS://a/"]) {
+      expect(pattern.test(shape), shape).toBe(false);
+    }
   });
 });
 

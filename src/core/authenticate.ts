@@ -8,6 +8,8 @@ import { type VerifyPin, verifyKey } from "./verify";
 /** Clerk session claims Keygate reads: v2 carries `o`, v1 `org_id` / `org_role`. */
 interface SessionClaims {
   sub?: string;
+  /** Session status (v2): `pending` = tasks left (e.g. choose an organization). */
+  sts?: string;
   o?: { id?: string; rol?: string };
   org_id?: string;
   org_role?: string;
@@ -73,8 +75,13 @@ async function authenticateKey(core: Core, token: string): Promise<Principal> {
     keyId: record.id,
     projectId: record.projectId,
     scopes: record.scopes,
+    expiresAt: lifetimeEnd(record.expiresAt, record.graceExpiresAt),
   };
 }
+
+/** The earlier of two optional instants (null = never). */
+const lifetimeEnd = (a: number | null, b: number | null) =>
+  a === null ? b : b === null ? a : Math.min(a, b);
 
 /** `CLERK_AUTHORIZED_PARTIES`: the dashboard origins whose session tokens are accepted. */
 export const authorizedParties = (env: { CLERK_AUTHORIZED_PARTIES?: string | undefined }) =>
@@ -97,6 +104,10 @@ async function authenticateSession(core: Core, token: string): Promise<Principal
     throw unauthorized("The session token is invalid or expired.");
   }
   if (!claims.sub) throw unauthorized("The session token has no subject.");
+  // As @clerk/backend's own auth objects do (treatPendingAsSignedOut): not signed in yet.
+  if (claims.sts === "pending") {
+    throw unauthorized("The session has pending tasks; finish signing in and try again.");
+  }
   const organizationId = claims.o?.id ?? claims.org_id;
   if (!organizationId) {
     throw forbidden("The session has no active organization; select one and try again.");

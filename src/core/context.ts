@@ -17,4 +17,4 @@ export interface Core {
   now(): number;
 }
 
-export const defaultKeyPrefix = (env: Env) => env.KEY_PREFIX || "capy";
+export { defaultKeyPrefix } from "./config";

@@ -10,6 +10,8 @@ export type Principal =
       /** null for an org-scoped key, which reaches every project of its organization. */
       projectId: string | null;
       scopes: string[];
+      /** When this key stops working (its expiry or its grace end); null: never. */
+      expiresAt: number | null;
     }
   /** Keygate itself, e.g. the scheduler rotating a key. Never the caller of a route. */
   | { type: "system"; organizationId: string; name: string };

@@ -1,4 +1,4 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, isNull, lte, or } from "drizzle-orm";
 import { type EnvironmentRow, environments, type ProjectRow, projects } from "../db/schema";
 import { auditedChange, auditInsert } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
@@ -237,11 +237,21 @@ export async function getWebhookSecret(core: Core, actor: Actor, projectId: stri
   return webhookSecrets(core, project);
 }
 
-/** A new secret; the old one keeps signing alongside it for 24 h so receivers can switch. */
+/**
+ * A new secret; the old one keeps signing alongside it for 24 h so receivers can switch.
+ * Refused (409) while a previous secret is still in that overlap: a second rotation would
+ * drop it before its 24 h were up, and receivers still on it would stop verifying.
+ */
 export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: string) {
   const project = await findProject(core, actor.principal, projectId);
   requireAdmin(actor.principal, "rotate a project's webhook signing secret");
   const now = core.now();
+  const overlapEnds = project.previousWebhookSecretExpiresAt;
+  if (project.previousWebhookSecretEnc !== null && overlapEnds !== null && overlapEnds > now) {
+    throw conflict(
+      `The previous webhook signing secret is still honoured until ${new Date(overlapEnds).toISOString()}; rotate again after that.`,
+    );
+  }
   const secret = newWebhookSecret();
   const row = await auditedChange<ProjectRow>(
     core,
@@ -261,6 +271,10 @@ export async function rotateWebhookSecret(core: Core, actor: Actor, projectId: s
           // Conditional: of two concurrent rotations one wins; the other would otherwise
           // hand its caller a secret that is neither current nor previous.
           eq(projects.webhookSecretEnc, project.webhookSecretEnc),
+          or(
+            isNull(projects.previousWebhookSecretExpiresAt),
+            lte(projects.previousWebhookSecretExpiresAt, now),
+          ),
         ),
       )
       .returning(),

@@ -41,3 +41,26 @@ export async function enforceRateLimit(
     );
   }
 }
+
+/** The window of VERIFY_MISS_RATE_LIMITER in wrangler.toml. */
+export const MISS_WINDOW_SECONDS = 60;
+
+/**
+ * Count one miss (an unknown key, an unknown project) against `key`; false once the budget of
+ * the window is spent. Without the binding, or if it fails, misses are not limited.
+ */
+export async function withinMissBudget(limiter: RateLimit | undefined, key: string) {
+  if (!limiter) return true;
+  try {
+    return (await limiter.limit({ key })).success;
+  } catch (error) {
+    console.error("rate limiter unavailable; miss allowed:", loggable(error));
+    return true;
+  }
+}
+
+export const tooManyMisses = (what: string) =>
+  rateLimited(
+    `Too many ${what} from this client; retry in ${MISS_WINDOW_SECONDS} seconds.`,
+    MISS_WINDOW_SECONDS,
+  );

@@ -1,4 +1,5 @@
-import { and, asc, eq, isNotNull, lte, ne } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, lte, ne } from "drizzle-orm";
+import { fairBatch } from "../db/fair";
 import {
   type ApiKeyRow,
   type DELIVERY_STATUSES,
@@ -20,10 +21,16 @@ export const MAX_ATTEMPTS = 8;
 /** Backoff after attempt n (1-based): 30 s · 2^(n-1), so 30 s, 1 min, 2 min … 32 min. */
 export const BACKOFF_BASE_MS = 30_000;
 export const DELIVERY_TIMEOUT_MS = 10_000;
-/** Deliveries attempted per cron run; the rest wait for the next minute. */
+/**
+ * Deliveries attempted per cron run, shared round-robin across organizations; the rest wait
+ * for the next minute.
+ */
 export const DELIVERY_BATCH = 25;
-/** A claimed delivery is invisible to other runs this long (a run that dies frees it). */
-const LEASE_MS = 60_000;
+/**
+ * A claimed delivery is invisible to other runs this long after the claim's real time (a run
+ * that dies frees it). Longer than DELIVERY_TIMEOUT_MS, so no attempt outlives its lease.
+ */
+export const LEASE_MS = 60_000;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -147,16 +154,27 @@ export const backoffMs = (attempts: number) => BACKOFF_BASE_MS * 2 ** (attempts 
 /**
  * Deliver due outbox rows: claim each with a conditional update (so overlapping runs never
  * send the same attempt twice), POST it signed per Standard Webhooks, then record the
- * outcome. A slow or failing receiver only costs its own row.
+ * outcome. A slow or failing receiver only costs its own row, and the batch is shared
+ * round-robin across organizations, so a tenant's backlog only delays its own deliveries.
  */
 export async function deliverDue(core: Core): Promise<{ attempted: number; delivered: number }> {
   const now = core.now();
+  const isDue = and(
+    eq(webhookDeliveries.status, "pending"),
+    lte(webhookDeliveries.nextAttemptAt, now),
+  );
+  const columns = {
+    id: webhookDeliveries.id,
+    organizationId: webhookDeliveries.organizationId,
+    dueAt: webhookDeliveries.nextAttemptAt,
+    seq: webhookDeliveries.seq,
+  };
   const due = await core.db
     .select()
     .from(webhookDeliveries)
-    .where(and(eq(webhookDeliveries.status, "pending"), lte(webhookDeliveries.nextAttemptAt, now)))
-    .orderBy(asc(webhookDeliveries.nextAttemptAt))
-    .limit(DELIVERY_BATCH);
+    .where(
+      inArray(webhookDeliveries.id, fairBatch(webhookDeliveries, columns, isDue, DELIVERY_BATCH)),
+    );
   // Settled, not all: one row's storage error must not abandon the others mid-flight.
   const settled = await Promise.allSettled(due.map((row) => deliverOne(core, row, now)));
   const outcomes = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
@@ -175,9 +193,13 @@ async function deliverOne(
   now: number,
 ): Promise<boolean | null> {
   const attempt = row.attempts + 1;
+  // The lease runs from the wall clock, not the run's instant: a late run (its scheduledTime
+  // long past) would otherwise lease a row into the past, and the next run would claim it
+  // again while this attempt is still in flight.
+  const leaseUntil = Math.max(now, Date.now()) + LEASE_MS;
   const claimed = await core.db
     .update(webhookDeliveries)
-    .set({ attempts: attempt, nextAttemptAt: now + LEASE_MS, lastAttemptAt: now, updatedAt: now })
+    .set({ attempts: attempt, nextAttemptAt: leaseUntil, lastAttemptAt: now, updatedAt: now })
     .where(
       and(
         eq(webhookDeliveries.organizationId, row.organizationId),

@@ -158,6 +158,35 @@ export const webhookDeliveries = sqliteTable(
   ],
 );
 
+/**
+ * `Idempotency-Key` records (SPEC Part 2 "Idempotent writes"): one per organization, caller
+ * and key, kept 24 h. The first response is stored sealed (AES-GCM under ENCRYPTION_KEY): it
+ * may hold a plaintext API key or webhook secret.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    organizationId: text("organization_id").notNull(),
+    // `user:<id>` or `key:<id>`: who sent it.
+    caller: text("caller").notNull(),
+    // SHA-256 of the header as sent: the header itself is the client's and never stored.
+    keyHash: text("key_hash").notNull(),
+    // SHA-256 of method, path and body: a retry must send the same request.
+    requestHash: text("request_hash").notNull(),
+    // Which request holds the record: only it may complete or release it.
+    claim: text("claim").notNull(),
+    // null while the first request runs.
+    status: integer("status"),
+    response: text("response"),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.organizationId, t.caller, t.keyHash] }),
+    index("idempotency_keys_expires").on(t.expiresAt),
+  ],
+);
+
 /** The stored resolutions: minute rows for 7 days, then folded into hour rows for 400 days. */
 export const COUNT_GRANULARITIES = ["minute", "hour"] as const;
 

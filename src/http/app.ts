@@ -11,6 +11,7 @@ import { registerVerifications } from "../routes/verifications";
 import { registerVerify } from "../routes/verify";
 import { bodyGuard } from "./body";
 import { crossOrigin } from "./cors";
+import { methodNotAllowedResponse } from "./openapi";
 import { Problem, renderProblem, toProblem } from "./problem";
 import { createRouter } from "./router";
 
@@ -51,16 +52,20 @@ export function createApp() {
     description:
       "Clerk session JWT from an authenticated dashboard user. Format: Bearer eyJ.... A Keygate API key (bearerAuth) is accepted too.",
   });
-  app.doc31("/openapi.json", {
+  app.openAPIRegistry.registerComponent("responses", "MethodNotAllowed", methodNotAllowedResponse);
+  // Built per request: `servers` names the origin that serves the document, so every snippet
+  // on /docs (local dev, staging, production) has a host and runs as it is.
+  app.doc31("/openapi.json", (c) => ({
     openapi: "3.1.0",
     info: {
       title: "Keygate API",
       version: "1.0.0",
       description:
-        "Issue, list, revoke, rotate and verify API keys for organizations and projects.",
+        "Issue, list, revoke, rotate and verify API keys for organizations and projects. Any path answers a method it does not take with 405 and `Allow` (components.responses.MethodNotAllowed).",
     },
+    servers: [{ url: new URL(c.req.url).origin, description: "This Keygate" }],
     security: [{ bearerAuth: [] }],
-  });
+  }));
 
   // Unknown path → 404; known path, other method → 405 with Allow.
   app.notFound((c) => {

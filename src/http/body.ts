@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { Problem } from "./problem";
+import { type FieldError, fieldsProblem, Problem } from "./problem";
 import type { AppEnv } from "./router";
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -42,13 +42,18 @@ const jsonOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
       `Request bodies must be application/json, not "${mediaType || "(none)"}".`,
     );
   }
+  let parsed: unknown;
   try {
-    JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     throw new Problem("validation", "The request body is not valid JSON.", {
       errors: [{ location: "body", message: "is not valid JSON", value: null }],
     });
   }
+  // JSON may escape half a surrogate pair ("\ud800"); text is stored as UTF-8, where that
+  // is no character at all (it would come back as U+FFFD). Refused here, for every field.
+  const illFormed = illFormedText(parsed, "body");
+  if (illFormed.length > 0) throw fieldsProblem(illFormed);
   return next();
 };
 
@@ -59,3 +64,54 @@ export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
     await jsonOnly(c, next);
   });
 };
+
+const ILL_FORMED_REPORTED = 20;
+/** Half a surrogate pair: a high one not followed by a low one, or a low one on its own. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const isWellFormed = (text: string) => text.search(LONE_SURROGATE) === -1;
+const toWellFormed = (text: string) => text.replace(LONE_SURROGATE, "\uFFFD");
+
+interface Visit {
+  value: unknown;
+  key: string;
+  parent: Visit | null;
+}
+
+const locationOf = (visit: Visit) => {
+  const path: string[] = [];
+  for (let at: Visit | null = visit; at !== null; at = at.parent) path.push(at.key);
+  return path.reverse().join(".");
+};
+
+/**
+ * Each string (or member name) in `value` holding a lone surrogate, by its location. A loop,
+ * not recursion: a body nested thousands deep must get its 400, not a stack overflow.
+ */
+function illFormedText(value: unknown, root: string): FieldError[] {
+  const found: FieldError[] = [];
+  const report = (visit: Visit, text: string) =>
+    found.push({
+      location: locationOf(visit),
+      message: "must be well-formed Unicode text (it holds a lone surrogate)",
+      value: toWellFormed(text),
+    });
+  const stack: Visit[] = [{ value, key: root, parent: null }];
+  while (stack.length > 0 && found.length < ILL_FORMED_REPORTED) {
+    const visit = stack.pop() as Visit;
+    const current = visit.value;
+    if (typeof current === "string") {
+      if (!isWellFormed(current)) report(visit, current);
+    } else if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) {
+        stack.push({ value: current[i], key: String(i), parent: visit });
+      }
+    } else if (current !== null && typeof current === "object") {
+      for (const [key, item] of Object.entries(current).reverse()) {
+        const child = { value: item, key: toWellFormed(key), parent: visit };
+        if (isWellFormed(key)) stack.push(child);
+        else report(child, key);
+      }
+    }
+  }
+  return found;
+}

@@ -18,8 +18,14 @@ export const crossOrigin: MiddlewareHandler<AppEnv> = (c, next) => {
     handler = cors({
       origin: parties.length === 0 ? "*" : (origin) => (parties.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "PATCH", "DELETE"],
-      allowHeaders: ["Authorization", "Content-Type"],
-      exposeHeaders: ["Link", "Retry-After", "WWW-Authenticate"],
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key"],
+      exposeHeaders: [
+        "Link",
+        "Retry-After",
+        "WWW-Authenticate",
+        "Idempotency-Key",
+        "Idempotent-Replayed",
+      ],
       maxAge: 600,
     });
     handlers.set(setting, handler);

@@ -19,6 +19,7 @@ export type ProblemKind =
   | "not-found"
   | "method-not-allowed"
   | "conflict"
+  | "unprocessable"
   | "payload-too-large"
   | "unsupported-media-type"
   | "rate-limited"
@@ -32,6 +33,7 @@ const KINDS: Record<ProblemKind, { status: number; title: string }> = {
   "not-found": { status: 404, title: "Not Found" },
   "method-not-allowed": { status: 405, title: "Method Not Allowed" },
   conflict: { status: 409, title: "Conflict" },
+  unprocessable: { status: 422, title: "Unprocessable Content" },
   "payload-too-large": { status: 413, title: "Content Too Large" },
   "unsupported-media-type": { status: 415, title: "Unsupported Media Type" },
   "rate-limited": { status: 429, title: "Too Many Requests" },
@@ -110,11 +112,24 @@ function valueAt(data: unknown, path: PropertyKey[]): unknown {
 /** Every failed zod check becomes one `errors[]` entry naming its field. */
 export function validationProblem(error: z.ZodError, target: string, data: unknown): Problem {
   const base = LOCATIONS[target] ?? target;
-  const errors: FieldError[] = error.issues.map((issue) => ({
-    location: [base, ...issue.path.map(String)].join("."),
-    message: issue.message,
-    value: valueAt(data, issue.path) ?? null,
-  }));
+  const errors: FieldError[] = error.issues.flatMap((issue) => {
+    // A strict body names each member it does not know (a typo like `scope` must not pass
+    // silently as "no scopes").
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        location: [base, ...issue.path.map(String), key].join("."),
+        message: "is not a field of this request",
+        value: valueAt(data, [...issue.path, key]) ?? null,
+      }));
+    }
+    return [
+      {
+        location: [base, ...issue.path.map(String)].join("."),
+        message: issue.message,
+        value: valueAt(data, issue.path) ?? null,
+      },
+    ];
+  });
   return fieldsProblem(errors);
 }
 

@@ -1,4 +1,5 @@
 // Project-level API key management (seed 001), plus Keygate's own get/patch of one key.
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Core } from "../core/context";
 import {
@@ -35,11 +36,13 @@ import {
   toGovernanceFields,
   toGovernanceInput,
 } from "../http/governance-fields";
+import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
   jsonBody,
   jsonResponse,
   optionalJsonBody,
+  pagedJsonResponse,
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
@@ -135,7 +138,7 @@ const list = createRoute({
     }),
   },
   responses: {
-    200: jsonResponse(z.array(ApiKeySchema), "The project's keys, oldest first."),
+    200: pagedJsonResponse(z.array(ApiKeySchema), "The project's keys, oldest first."),
     ...errorResponses,
   },
 });
@@ -148,7 +151,7 @@ const create = createRoute({
   description: "The plaintext `key` is in this response only.",
   request: {
     body: jsonBody(
-      z.object({
+      z.strictObject({
         project_id: IdSchema,
         name: NameSchema,
         scopes: ScopesSchema.optional(),
@@ -187,7 +190,7 @@ const patch = createRoute({
   request: {
     params: KeyParams,
     body: jsonBody(
-      z.object({
+      z.strictObject({
         name: NameSchema.optional(),
         scopes: ScopesSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
@@ -211,7 +214,7 @@ const credits = createRoute({
   request: {
     params: KeyParams,
     body: jsonBody(
-      z.object({
+      z.strictObject({
         operation: z.enum(["set", "increment", "decrement"]),
         value: z.number().int().min(0).max(MAX_CREDITS),
       }),
@@ -259,7 +262,7 @@ const rotate = createRoute({
     "Issues a replacement with the same settings. The old key stays valid for `grace_period_seconds` (default 0: revoked at once). A revoked or already replaced key answers 409.",
   request: {
     params: KeyParams,
-    body: optionalJsonBody(z.object({ grace_period_seconds: GracePeriodSchema.optional() })),
+    body: optionalJsonBody(z.strictObject({ grace_period_seconds: GracePeriodSchema.optional() })),
   },
   responses: { 201: jsonResponse(RotationSchema, "The new key, once."), ...writeErrorResponses },
 });
@@ -277,7 +280,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
     return c.json(await liveApiKeys(c.var.core, result.items), 200);
   });
 
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       projectId: body.project_id,
@@ -312,7 +315,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
     return c.json(await liveApiKey(c.var.core, key), 200);
   });
 
-  app.openapi(credits, async (c) => {
+  app.openapi(idempotent(credits), async (c) => {
     const { operation, value } = c.req.valid("json");
     const result = await adjustKeyCredits(
       c.var.core,
@@ -329,7 +332,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
     return c.body(null, 204);
   });
 
-  app.openapi(rotate, async (c) => {
+  app.openapi(idempotent(rotate), async (c) => {
     const body = c.req.valid("json");
     const rotation = await rotateKey(
       c.var.core,

@@ -4,7 +4,7 @@ import { listAuditEvents } from "../core/audit";
 import { ACTOR_TYPES, type AuditEventRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import { InstantSchema, iso } from "../http/fields";
-import { errorResponses, jsonResponse } from "../http/openapi";
+import { errorResponses, pagedJsonResponse } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
 
@@ -59,7 +59,7 @@ const route = createRoute({
     query: PageQuerySchema,
   },
   responses: {
-    200: jsonResponse(z.object({ audit_events: z.array(AuditEventSchema) }), "Events."),
+    200: pagedJsonResponse(z.object({ audit_events: z.array(AuditEventSchema) }), "Events."),
     ...errorResponses,
   },
 });

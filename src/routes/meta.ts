@@ -39,6 +39,8 @@ const DOCS_HTML = `<!doctype html>
         showDeveloperTools: "never",
         hideClientButton: false,
         defaultOpenAllTags: true,
+        // One token, entered once, for every operation (seed 002's take bearerAuth too).
+        authentication: { preferredSecurityScheme: "bearerAuth" },
       });
     </script>
   </body>

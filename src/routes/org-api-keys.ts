@@ -1,4 +1,5 @@
 // Org and project-scoped API key management (seed 000).
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
@@ -19,7 +20,14 @@ import {
   governanceBodyFields,
   toGovernanceInput,
 } from "../http/governance-fields";
-import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
+import { idempotent } from "../http/idempotency";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  pagedJsonResponse,
+  writeErrorResponses,
+} from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
 
@@ -89,7 +97,7 @@ const list = createRoute({
     }),
   },
   responses: {
-    200: jsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
+    200: pagedJsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
     ...errorResponses,
   },
 });
@@ -104,7 +112,7 @@ const create = createRoute({
   request: {
     params: OrgParams,
     body: jsonBody(
-      z.object({
+      z.strictObject({
         name: NameSchema,
         scopes: ScopesSchema,
         project_id: IdSchema.nullable().optional(),
@@ -154,7 +162,7 @@ export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
     return c.json({ api_keys: result.items.map((k) => toOrgApiKey(k, now)) }, 200);
   });
 
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       organizationId: c.req.valid("param").orgID,

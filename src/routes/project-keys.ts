@@ -1,4 +1,5 @@
 // Project API keys for dashboard users (seed 002): Huma-style bodies with `$schema`.
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { notFound } from "../core/errors";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
@@ -18,11 +19,13 @@ import {
   governanceBodyFields,
   toGovernanceInput,
 } from "../http/governance-fields";
+import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
   jsonResponse,
   optionalJsonBody,
   ProblemSchema,
+  pagedJsonResponse,
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
@@ -71,7 +74,8 @@ const ProjectParams = z.object({
 // Seed 002 names the Clerk scheme; API keys are accepted on every surface all the same.
 const common = {
   tags: ["Project keys"],
-  security: [{ bearerClerk: [] }, ...bearerSecurity],
+  // Either credential; bearerAuth first, so a token entered once on /docs works here too.
+  security: [...bearerSecurity, { bearerClerk: [] }],
   middleware: requireAuth,
 };
 
@@ -89,14 +93,14 @@ const list = createRoute({
     }),
   },
   responses: {
-    200: jsonResponse(z.array(ProjectKeySchema), "The project's keys, oldest first."),
+    200: pagedJsonResponse(z.array(ProjectKeySchema), "The project's keys, oldest first."),
     ...errorResponses,
   },
 });
 
 // The seed's bodies by the names their `$schema` members point at (Huma's convention).
 const CreateInputSchema = z
-  .object({
+  .strictObject({
     $schema: z.string().optional(),
     name: NameSchema.optional(),
     scopes: ScopesSchema.optional(),
@@ -185,7 +189,7 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
     );
   });
 
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const { key, plaintext } = await createKey(c.var.core, c.var.actor, {
       projectId: c.req.valid("param").projectId,

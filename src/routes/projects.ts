@@ -1,4 +1,5 @@
 // Keygate's own: projects, their environments, webhook secret and webhook deliveries.
+
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   createEnvironment,
@@ -19,7 +20,14 @@ import {
 } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import { IdSchema, InstantSchema, iso, NameSchema, SlugSchema } from "../http/fields";
-import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
+import { idempotent } from "../http/idempotency";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  pagedJsonResponse,
+  writeErrorResponses,
+} from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
 
@@ -130,7 +138,7 @@ const create = createRoute({
   description:
     "Creates the project with `live` and `test` environments. The response carries the project's webhook signing secret (`whsec_…`) once.",
   request: {
-    body: jsonBody(z.object({ name: NameSchema, key_prefix: KeyPrefixSchema.optional() })),
+    body: jsonBody(z.strictObject({ name: NameSchema, key_prefix: KeyPrefixSchema.optional() })),
   },
   responses: {
     201: jsonResponse(
@@ -151,7 +159,10 @@ const list = createRoute({
   summary: "List projects",
   request: { query: PageQuerySchema },
   responses: {
-    200: jsonResponse(z.object({ projects: z.array(ProjectSchema) }), "Projects, oldest first."),
+    200: pagedJsonResponse(
+      z.object({ projects: z.array(ProjectSchema) }),
+      "Projects, oldest first.",
+    ),
     ...errorResponses,
   },
 });
@@ -173,7 +184,7 @@ const patch = createRoute({
   request: {
     params: ProjectParams,
     body: jsonBody(
-      z.object({ name: NameSchema.optional(), key_prefix: KeyPrefixSchema.optional() }),
+      z.strictObject({ name: NameSchema.optional(), key_prefix: KeyPrefixSchema.optional() }),
     ),
   },
   responses: { 200: jsonResponse(ProjectSchema, "The updated project."), ...writeErrorResponses },
@@ -196,7 +207,7 @@ const createEnv = createRoute({
   method: "post",
   path: "/v1/projects/{id}/environments",
   summary: "Create an environment",
-  request: { params: ProjectParams, body: jsonBody(z.object({ name: SlugSchema })) },
+  request: { params: ProjectParams, body: jsonBody(z.strictObject({ name: SlugSchema })) },
   responses: { 201: jsonResponse(EnvironmentSchema, "The environment."), ...writeErrorResponses },
 });
 
@@ -217,7 +228,8 @@ const rotateSecret = createRoute({
   method: "post",
   path: "/v1/projects/{id}/webhook-secret",
   summary: "Rotate the webhook signing secret (org admins)",
-  description: "Deliveries are signed with both the new and the old secret for 24 hours.",
+  description:
+    "Deliveries are signed with both the new and the old secret for 24 hours. While a previous secret is still in those 24 hours, another rotation is refused with 409 (so no secret stops verifying earlier than 24 h after it was replaced).",
   request: { params: ProjectParams },
   responses: { 200: jsonResponse(WebhookSecretSchema, "The new secret."), ...writeErrorResponses },
 });
@@ -229,7 +241,7 @@ const deliveries = createRoute({
   summary: "List webhook deliveries",
   request: { params: ProjectParams, query: PageQuerySchema },
   responses: {
-    200: jsonResponse(
+    200: pagedJsonResponse(
       z.object({ webhook_deliveries: z.array(DeliverySchema) }),
       "Deliveries, newest first.",
     ),
@@ -255,7 +267,7 @@ const retry = createRoute({
 });
 
 export function registerProjects(app: OpenAPIHono<AppEnv>) {
-  app.openapi(create, async (c) => {
+  app.openapi(idempotent(create), async (c) => {
     const body = c.req.valid("json");
     const created = await createProject(c.var.core, c.var.actor, {
       name: body.name,
@@ -296,7 +308,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
     return c.json({ environments: envs.map(toEnvironment) }, 200);
   });
 
-  app.openapi(createEnv, async (c) => {
+  app.openapi(idempotent(createEnv), async (c) => {
     const env = await createEnvironment(
       c.var.core,
       c.var.actor,
@@ -311,7 +323,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
     return c.json(toSecrets(secrets), 200);
   });
 
-  app.openapi(rotateSecret, async (c) => {
+  app.openapi(idempotent(rotateSecret), async (c) => {
     const secrets = await rotateWebhookSecret(c.var.core, c.var.actor, c.req.valid("param").id);
     return c.json(toSecrets(secrets), 200);
   });

@@ -2,6 +2,7 @@
 // verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
+import { tooManyMisses, withinMissBudget } from "../core/rate-limit";
 import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
 import { InstantSchema } from "../http/fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
@@ -55,13 +56,13 @@ const route = createRoute({
   description: [
     "Checks, in this order, the first failing one answering: `MALFORMED`, `NOT_FOUND`, `REVOKED`, `EXPIRED`, `DISABLED`, `WRONG_PROJECT`, `IP_NOT_ALLOWED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`, `USAGE_EXCEEDED`; else `VALID`. Rate limits and credits are decided together: when one refuses, nothing is spent.",
     "`VALID`, `RATE_LIMITED` and `USAGE_EXCEEDED` carry the key's metadata (`reset_at`, `refill_at` say when to come back); every other answer has `valid: false` and no metadata (its governance members are null).",
-    "Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.",
+    "Verify answers 200 with its verdict (it is a question, not the protected resource), except for a client address sending too many unknown keys: those answers are 429 with `Retry-After` (genuine keys always get their verdict). Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.",
     "No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A Clerk session token pins to its active organization likewise. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.",
   ].join("\n\n"),
   security: optionalBearer,
   request: {
     body: jsonBody(
-      z.object({
+      z.strictObject({
         key: z.string().openapi({ example: "capy_live_…" }),
         // The RPC options' own schemas, by their wire names: one contract for both doors.
         required_scopes: options.requiredScopes,
@@ -78,6 +79,11 @@ const route = createRoute({
     400: errorResponses[400],
 
     ...bodyErrorResponses,
+    429: {
+      ...errorResponses[429],
+      description:
+        "Too many unknown keys (answers that would be NOT_FOUND) from this client address: 600 a minute per location. Genuine keys are never limited.",
+    },
     503: errorResponses[503],
   },
 });
@@ -103,6 +109,15 @@ export function registerVerify(app: OpenAPIHono<AppEnv>) {
       },
       { pin },
     );
+    // Unknown keys cost a D1 read each: an address sending too many gets 429s for them.
+    // Genuine keys are never counted, so they are never limited.
+    const address = c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? "unknown";
+    if (
+      result.code === "NOT_FOUND" &&
+      !(await withinMissBudget(c.env.VERIFY_MISS_RATE_LIMITER, `verify:${address}`))
+    ) {
+      throw tooManyMisses("unknown keys");
+    }
     return c.json(result, 200);
   });
 }

@@ -1,4 +1,4 @@
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, gt, isNull, or } from "drizzle-orm";
 import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import { auditedChange } from "../audit";
 import type { Core } from "../context";
@@ -7,7 +7,14 @@ import { type GovernanceInput, governanceAudit, governanceColumns } from "../gov
 import { type Actor, requireOrganization, requireScope } from "../principal";
 import { publishKey } from "../verify";
 import { findKey, type KeyPlace } from "./find";
-import { nextRotationAt, requireFuture, requireGrantable, requireKeyAdmin } from "./rules";
+import {
+  boundedExpiry,
+  isLive,
+  nextRotationAt,
+  requireFuture,
+  requireGrantable,
+  requireKeyAdmin,
+} from "./rules";
 
 export interface UpdateKeyInput {
   name?: string | undefined;
@@ -21,12 +28,14 @@ export interface UpdateKeyInput {
 }
 
 /** The row, where it still is what `key` says: same organization, id, and still live. */
-const stillLive = (key: ApiKeyRow) =>
+const stillLive = (key: ApiKeyRow, now: number) =>
   and(
     eq(apiKeys.organizationId, key.organizationId),
     eq(apiKeys.id, key.id),
     isNull(apiKeys.revokedAt),
     isNull(apiKeys.replacedByKeyId),
+    or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
+    or(isNull(apiKeys.graceExpiresAt), gt(apiKeys.graceExpiresAt, now)),
   );
 
 export async function updateKey(core: Core, actor: Actor, keyId: string, input: UpdateKeyInput) {
@@ -40,6 +49,10 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
   requireFuture("expires_at", input.expiresAt, now);
   if (key.revokedAt !== null || key.replacedByKeyId !== null) {
     throw conflict("A revoked or replaced key cannot be changed.");
+  }
+  // Expired stays dead, like revoked: a new expiry must not bring a key back.
+  if (!isLive(key, now)) {
+    throw conflict("An expired key (or one past its rotation grace) cannot be changed.");
   }
   if (key.projectId === null && input.rotationWebhookUrl) {
     throw invalid(
@@ -60,7 +73,9 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
   const changes: Partial<ApiKeyRow> = {};
   if (input.name !== undefined) changes.name = input.name;
   if (input.scopes !== undefined) changes.scopes = input.scopes;
-  if (input.expiresAt !== undefined) changes.expiresAt = input.expiresAt;
+  if (input.expiresAt !== undefined) {
+    changes.expiresAt = boundedExpiry(principal, input.expiresAt) ?? null;
+  }
   if (input.deviceName !== undefined) changes.deviceName = input.deviceName;
   if (input.rotationWebhookUrl !== undefined) changes.rotationWebhookUrl = input.rotationWebhookUrl;
   if (input.rotationIntervalDays !== undefined) {
@@ -82,7 +97,7 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
     core.db
       .update(apiKeys)
       .set({ ...changes, updatedAt: now })
-      .where(stillLive(key))
+      .where(stillLive(key, now))
       .returning(),
     {
       action: "api_key.updated",
@@ -92,7 +107,9 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
       metadata: { fields: Object.keys(changes), ...governanceAudit(input.governance ?? {}) },
     },
   );
-  if (!row) throw conflict("The key was revoked or replaced while it was being changed.");
+  if (!row) {
+    throw conflict("The key was revoked, replaced or expired while it was being changed.");
+  }
   await publishKey(core, row);
   return row;
 }
@@ -104,6 +121,9 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
   requireScope(principal, "keys:write");
   const key = await findKey(core, principal, keyId, place);
   requireKeyAdmin(principal, key, "revoke");
+  // Revoking takes the key's management scopes away from whoever holds it: the same rule
+  // as rotating or changing it.
+  requireGrantable(principal, key.scopes, "revoke a key with");
   const now = core.now();
   let row = key;
   if (key.revokedAt === null) {

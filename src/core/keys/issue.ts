@@ -6,7 +6,14 @@ import { type GovernanceInput, governanceAudit, governanceColumns } from "../gov
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireAdmin, requireOrganization, requireScope } from "../principal";
 import { findProject, resolveEnvironment } from "../projects";
-import { type KeySource, nextRotationAt, requireFuture, requireGrantable, sourceOf } from "./rules";
+import {
+  boundedExpiry,
+  type KeySource,
+  nextRotationAt,
+  requireFuture,
+  requireGrantable,
+  sourceOf,
+} from "./rules";
 
 export interface CreateKeyInput {
   /** The organization a surface's path names; another than the caller's is a 404. */
@@ -35,6 +42,7 @@ export async function createKey(core: Core, actor: Actor, input: CreateKeyInput)
   if (input.isAdminManaged) requireAdmin(principal, "create admin-managed keys");
   const now = core.now();
   requireFuture("expires_at", input.expiresAt, now);
+  const expiresAt = boundedExpiry(principal, input.expiresAt) ?? null;
 
   let prefix = defaultKeyPrefix(core.env);
   let environmentId: string | null = null;
@@ -81,7 +89,7 @@ export async function createKey(core: Core, actor: Actor, input: CreateKeyInput)
         isAdminManaged: input.isAdminManaged ?? false,
         createdAt: now,
         updatedAt: now,
-        expiresAt: input.expiresAt ?? null,
+        expiresAt,
         rotationIntervalDays: interval,
         nextRotationAt: nextRotationAt(interval, now),
         rotationWebhookUrl: input.rotationWebhookUrl ?? null,

@@ -10,7 +10,14 @@ import { publishKey } from "../verify";
 import { lineageOf } from "../verify/cache";
 import { rotationDeliveryValues } from "../webhooks";
 import { findKey, type KeyPlace } from "./find";
-import { DAY_MS, isLive, nextRotationAt, requireGrantable, requireKeyAdmin } from "./rules";
+import {
+  cappedExpiry,
+  DAY_MS,
+  isLive,
+  nextRotationAt,
+  requireGrantable,
+  requireKeyAdmin,
+} from "./rules";
 
 /** Scheduled rotations leave the old key valid this long. */
 export const SCHEDULED_GRACE_MS = DAY_MS;
@@ -82,6 +89,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     lineageId: lineageOf(old),
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(old.rotationIntervalDays, now),
+    // Rotated by an API key, the successor never outlives that key.
+    expiresAt: cappedExpiry(actor.principal, old.expiresAt),
   };
   const { seq: _seq, ...freshValues } = fresh;
 

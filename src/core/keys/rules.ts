@@ -63,3 +63,30 @@ export function requireKeyAdmin(principal: Principal, key: ApiKeyRow, action: st
   if (key.projectId === null) requireAdmin(principal, `${action} organization-scoped keys`);
   if (key.isAdminManaged) requireAdmin(principal, `${action} admin-managed keys`);
 }
+
+/**
+ * A key made, rotated or changed by an API key never outlives that key: no expiry (absent or
+ * null) becomes the caller's own end, a later one is a 400. Clerk users are not bounded.
+ */
+export function boundedExpiry(
+  principal: Principal,
+  requested: number | null | undefined,
+): number | null | undefined {
+  if (principal.type !== "api_key" || principal.expiresAt === null) return requested;
+  const limit = principal.expiresAt;
+  if (requested === undefined || requested === null) return limit;
+  if (requested > limit) {
+    throw invalid(
+      "expires_at",
+      `must not be later than the expiry of the API key making this request (${new Date(limit).toISOString()})`,
+      new Date(requested).toISOString(),
+    );
+  }
+  return requested;
+}
+
+/** A successor minted by an API key: the old key's expiry, but never past the caller's end. */
+export function cappedExpiry(principal: Principal, expiresAt: number | null): number | null {
+  if (principal.type !== "api_key" || principal.expiresAt === null) return expiresAt;
+  return expiresAt === null ? principal.expiresAt : Math.min(expiresAt, principal.expiresAt);
+}

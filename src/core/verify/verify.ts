@@ -7,6 +7,7 @@ import type { KeyMeta } from "../governance";
 import { ipAllowed } from "../ip";
 import { hashKey, parseKey } from "../key-material";
 import { hasScope } from "../principal";
+import { MISS_WINDOW_SECONDS, withinMissBudget } from "../rate-limit";
 import { isLimited, limitsFor, spendUsage } from "../usage-store";
 import {
   type KeyRecord,
@@ -207,7 +208,7 @@ async function standing(
 /** A project key reaches its own project; an org-scoped key every project of its org. */
 async function reaches(core: Core, record: KeyRecord, projectId: string): Promise<boolean> {
   if (record.projectId !== null) return record.projectId === projectId;
-  return (await projectOwner(core, projectId)) === record.organizationId;
+  return (await projectOwner(core, projectId, record)) === record.organizationId;
 }
 
 /** Memory missed: KV, then D1 (the truth). Fills the tiers above on the way back. */
@@ -284,9 +285,26 @@ function deadCode(record: KeyRecord, now: number): "REVOKED" | "EXPIRED" | null 
 const projectOwners = new Map<string, string | null>();
 const PROJECT_OWNERS_CAPACITY = 10_000;
 
-async function projectOwner(core: Core, projectId: string): Promise<string | null> {
+/**
+ * Keys that asked about too many projects that do not exist (random ids cost a D1 read each):
+ * until the window ends, their look-ups are answered from one read of their organization's
+ * project ids, so further random ids cost nothing and real projects still answer.
+ */
+const probing = new Map<string, { until: number; projectIds: Promise<Set<string>> }>();
+
+async function projectOwner(
+  core: Core,
+  projectId: string,
+  /** The genuine key asking (its probing is bounded); absent for a trusted pin. */
+  key?: { id: string; organizationId: string },
+): Promise<string | null> {
   const known = projectOwners.get(projectId);
   if (known !== undefined) return known;
+  const probe = key && probing.get(key.id);
+  if (key && probe !== undefined && probe.until > Date.now()) {
+    const ids = await probe.projectIds;
+    return ids.has(projectId) ? key.organizationId : null;
+  }
   let owner: string | null;
   try {
     const project = await core.db
@@ -298,9 +316,33 @@ async function projectOwner(core: Core, projectId: string): Promise<string | nul
   } catch {
     throw unavailable("Project storage is unavailable; the key could not be verified.");
   }
+  if (
+    key &&
+    owner === null &&
+    !(await withinMissBudget(core.env.VERIFY_MISS_RATE_LIMITER, `project:${key.id}`))
+  ) {
+    const projectIds = organizationProjectIds(core, key.organizationId);
+    projectIds.catch(() => probing.delete(key.id));
+    probing.set(key.id, { until: Date.now() + MISS_WINDOW_SECONDS * 1000, projectIds });
+    if (probing.size > PROJECT_OWNERS_CAPACITY) {
+      probing.delete(probing.keys().next().value as string);
+    }
+  }
   projectOwners.set(projectId, owner);
   if (projectOwners.size > PROJECT_OWNERS_CAPACITY) {
     projectOwners.delete(projectOwners.keys().next().value as string);
   }
   return owner;
+}
+
+async function organizationProjectIds(core: Core, organizationId: string): Promise<Set<string>> {
+  try {
+    const rows = await core.db
+      .select({ id: projects.id })
+      .from(projects)
+      .where(eq(projects.organizationId, organizationId));
+    return new Set(rows.map((row) => row.id));
+  } catch {
+    throw unavailable("Project storage is unavailable; the key could not be verified.");
+  }
 }
