@@ -26,9 +26,26 @@ export default defineConfig(async () => ({
           TEST_CLERK_PRIVATE_KEY: pem(clerk.privateKey, "pkcs8"),
           TEST_OTHER_PRIVATE_KEY: pem(otherClerk.privateKey, "pkcs8"),
         },
+        // The Worker bound to its own KeyService, as a consumer binds it (packages/hono tests):
+        // once pinned to an organization by props, once without a pin.
+        serviceBindings: {
+          TEST_KEYGATE_PINNED: {
+            name: "keygate",
+            entrypoint: "KeyService",
+            props: { organization_id: "org_sdk_pinned" },
+          },
+          TEST_KEYGATE: { name: "keygate", entrypoint: "KeyService" },
+        },
       },
     }),
   ],
+  // Tests use the packages' sources; consumers get their built dist/.
+  resolve: {
+    alias: {
+      "@keygate/hono": new URL("./packages/hono/src/index.ts", import.meta.url).pathname,
+      "@keygate/client": new URL("./packages/client/src/index.ts", import.meta.url).pathname,
+    },
+  },
   test: {
     setupFiles: ["./test/apply-migrations.ts"],
     testTimeout: 20_000,
