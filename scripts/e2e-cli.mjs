@@ -109,8 +109,7 @@ try {
   ]);
   check(/^capy_live_/.test(created.key), "keys create shows the plaintext once", created);
   const got = await json(["keys", "get", created.id]);
-  if (process.env.TMP_SKIP_SOURCE) log("skip source");
-  else check(got.source === "cli", 'keys the CLI creates carry source: "cli"', got);
+  check(got.source === "cli", 'keys the CLI creates carry source: "cli"', got);
   check(!JSON.stringify(got).includes(created.key), "keys get never shows the plaintext");
   const keys = await json(["keys", "list", "--project", project.id]);
   check(keys.length === 1 && keys[0].id === created.id, "keys list --project --json", keys);

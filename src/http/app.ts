@@ -51,7 +51,10 @@ export function createApp() {
       title: "Keygate API",
       version: "1.0.0",
       description:
-        "Issue, list, revoke, rotate and verify API keys for organizations and projects.",
+        "Issue, list, revoke, rotate and verify API keys for organizations and projects.\n\n" +
+        "Clients may name themselves in the `Keygate-Client` request header: with `Keygate-Client: cli` " +
+        '(what the `keygate` CLI sends), keys created by the request get `source: "cli"` ' +
+        'instead of `"dashboard"` (a Clerk session) or `"api"` (an API key).',
     },
     security: [{ bearerAuth: [] }],
   });

@@ -2701,7 +2701,7 @@ export interface components {
         VerifyResult: {
             valid: boolean;
             /** @enum {string} */
-            code: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "INSUFFICIENT_SCOPE" | "WRONG_PROJECT";
+            code: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "WRONG_PROJECT" | "INSUFFICIENT_SCOPE";
             key_id: string | null;
             organization_id: string | null;
             project_id: string | null;

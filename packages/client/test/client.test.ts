@@ -62,6 +62,20 @@ describe("createKeygateClient", () => {
     expect(revoked.response.status).toBe(204);
   });
 
+  it('keys created with client: "cli" carry source: "cli" (the Keygate-Client header)', async () => {
+    const { admin, project } = await newOrg("client_cli");
+    const body = { project_id: project.id, name: "k", scopes: [] };
+    const cli = createKeygateClient({
+      url: BASE,
+      token: admin,
+      client: "cli",
+      fetch: keygateFetch,
+    });
+    expect((await cli.POST("/v1/api-keys", { body })).data?.source).toBe("cli");
+    const plain = createKeygateClient({ url: BASE, token: admin, fetch: keygateFetch });
+    expect((await plain.POST("/v1/api-keys", { body })).data?.source).toBe("dashboard");
+  });
+
   it("hands back Keygate's problem+json as `error`", async () => {
     const keygate = createKeygateClient({ url: BASE, token: "nope", fetch: keygateFetch });
     const answer = await keygate.GET("/v1/projects");
