@@ -67,16 +67,8 @@ export function keygate(
       result = await verify(c, key, asked);
     } catch (error) {
       if (options.onError) return options.onError(c, error);
-      return problem(
-        c,
-        503,
-        "unavailable",
-        "Key verification is unavailable; try again shortly.",
-        null,
-        {
-          "retry-after": "1",
-        },
-      );
+      const detail = "Key verification is unavailable; try again shortly.";
+      return problem(c, 503, "unavailable", detail, null, { "retry-after": "1" });
     }
     if (result.valid && result.code === "VALID") {
       c.set("apiKey", result);
@@ -121,7 +113,8 @@ function viaHttp(options: KeygateOptions): Verify {
       headers,
       body: JSON.stringify(body),
     });
-    const response = await (options.fetch ?? fetch)(request);
+    // Called as a function of its own: the global fetch must not lose its `this`.
+    const response = options.fetch ? await options.fetch(request) : await fetch(request);
     if (response.status !== 200) {
       throw new Error(`Keygate answered ${response.status}: ${await response.text()}`);
     }
