@@ -26,13 +26,14 @@ export default defineConfig(async () => ({
           TEST_CLERK_PRIVATE_KEY: pem(clerk.privateKey, "pkcs8"),
           TEST_OTHER_PRIVATE_KEY: pem(otherClerk.privateKey, "pkcs8"),
         },
-        // The Worker bound to its own KeyService, as a consumer binds it (packages/hono tests):
-        // once pinned to an organization by props, once without a pin.
+        // A consumer's binding pinned to one organization by props (test/pinning.test.ts),
+        // exactly as `[[services]] … [services.props] organization_id = "…"` configures it.
+        // TEST_KEYGATE: the same entrypoint without a pin (packages/hono tests).
         serviceBindings: {
-          TEST_KEYGATE_PINNED: {
+          KEYGATE_PINNED: {
             name: "keygate",
             entrypoint: "KeyService",
-            props: { organization_id: "org_sdk_pinned" },
+            props: { organization_id: "org_pinned" },
           },
           TEST_KEYGATE: { name: "keygate", entrypoint: "KeyService" },
         },

@@ -7,8 +7,8 @@ import consumer, { type Env as ConsumerEnv } from "../examples/consumer/src/inde
 import worker from "../src/index";
 import { call, newKey, newOrg, sessionToken } from "./helpers";
 
-// vitest.config.mts pins TEST_KEYGATE_PINNED to this organization.
-const PINNED_ORG = "org_sdk_pinned";
+// vitest.config.mts pins KEYGATE_PINNED to this organization.
+const PINNED_ORG = "org_pinned";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -27,7 +27,7 @@ async function keygateFetch(request: Request) {
 }
 
 const consumerEnv = {
-  KEYGATE: env.TEST_KEYGATE_PINNED,
+  KEYGATE: env.KEYGATE_PINNED,
   KEYGATE_API: { fetch: keygateFetch },
 } as unknown as ConsumerEnv;
 
@@ -91,7 +91,7 @@ describe("the example consumer (examples/consumer)", () => {
   it("refuses a key of another organization (the binding's pin)", async (ctx) => {
     const foreign = await newOrg("consumer_other");
     const key = await newKey(foreign.admin, foreign.project.id, { scopes: ["read"] });
-    const probe = await env.TEST_KEYGATE_PINNED.verify(key.key);
+    const probe = await env.KEYGATE_PINNED.verify(key.key);
     if (!("enabled" in probe)) ctx.skip(); // KeyService learns props with the governance work
     expect(await send("GET", "/protected", key.key)).toMatchObject({
       status: 401,

@@ -16,7 +16,7 @@ import { generateKey } from "../../../src/core/key-material";
 import worker from "../../../src/index";
 import { BASE, call, newKey, newOrg, sessionToken, verify } from "../../../test/helpers";
 
-const PINNED_ORG = "org_sdk_pinned";
+const PINNED_ORG = "org_pinned";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -94,7 +94,7 @@ beforeAll(async () => {
 });
 
 describe("keygate({ binding }) over a real service binding", () => {
-  const app = appWith({ binding: "TEST_KEYGATE_PINNED" });
+  const app = appWith({ binding: "KEYGATE_PINNED" });
 
   it("lets a valid key through with the verify result, unchanged, on c.var.apiKey", async () => {
     const answer = await send(app, bearer(pinned.read.key));
@@ -125,9 +125,9 @@ describe("keygate({ binding }) over a real service binding", () => {
   });
 
   it("answers 403 for a missing scope and for another project", async () => {
-    const scoped = appWith({ binding: "TEST_KEYGATE_PINNED", requiredScopes: ["write"] });
+    const scoped = appWith({ binding: "KEYGATE_PINNED", requiredScopes: ["write"] });
     expectProblem(await send(scoped, bearer(pinned.read.key)), 403, "INSUFFICIENT_SCOPE");
-    const held = appWith({ binding: "TEST_KEYGATE_PINNED", requiredScopes: ["read"] });
+    const held = appWith({ binding: "KEYGATE_PINNED", requiredScopes: ["read"] });
     expect((await send(held, bearer(pinned.read.key))).status).toBe(200);
 
     const project = appWith({
@@ -141,7 +141,7 @@ describe("keygate({ binding }) over a real service binding", () => {
   });
 
   it("is pinned by the binding's props: another organization's key is NOT_FOUND", async (ctx) => {
-    const probe = await env.TEST_KEYGATE_PINNED.verify(other.read.key);
+    const probe = await env.KEYGATE_PINNED.verify(other.read.key);
     if (hasPart2(probe as unknown as Record<string, unknown>) === false) {
       ctx.skip(); // KeyService learns props with the governance work
     }
@@ -151,12 +151,12 @@ describe("keygate({ binding }) over a real service binding", () => {
       200,
     );
     // A per-route organizationId cannot widen the pin.
-    const widened = appWith({ binding: "TEST_KEYGATE_PINNED", organizationId: other.org });
+    const widened = appWith({ binding: "KEYGATE_PINNED", organizationId: other.org });
     expectProblem(await send(widened, bearer(other.read.key)), 401, "NOT_FOUND");
   });
 
   it("reads the raw key from another header with { header }", async () => {
-    const custom = appWith({ binding: "TEST_KEYGATE_PINNED", header: "x-api-key" });
+    const custom = appWith({ binding: "KEYGATE_PINNED", header: "x-api-key" });
     expect((await send(custom, { "x-api-key": pinned.read.key })).status).toBe(200);
     const bearerOnly = await send(custom, bearer(pinned.read.key));
     expectProblem(bearerOnly, 401, "MISSING");
