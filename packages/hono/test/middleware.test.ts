@@ -190,6 +190,71 @@ describe("keygate({ binding }) over a real service binding", () => {
   });
 });
 
+describe("governance verdicts from the real Keygate (once it has SPEC Part 2)", () => {
+  const app = appWith({ binding: "KEYGATE_PINNED" });
+  const withFields = (fields: Record<string, unknown>) =>
+    newKey(pinned.admin, pinned.project.id, fields);
+
+  it("DISABLED → 401, IP_NOT_ALLOWED → 403 (the client address from cf-connecting-ip)", async (ctx) => {
+    const probe = await env.KEYGATE_PINNED.verify(pinned.read.key);
+    if (!hasPart2(probe as unknown as Record<string, unknown>)) ctx.skip();
+    const disabled = await withFields({ enabled: false });
+    expectProblem(await send(app, bearer(disabled.key)), 401, "DISABLED");
+    const fenced = await withFields({ ip_allowlist: ["203.0.113.0/24"] });
+    const inside = { ...bearer(fenced.key), "cf-connecting-ip": "203.0.113.7" };
+    expect((await send(app, inside)).status).toBe(200);
+    const outside = { ...bearer(fenced.key), "cf-connecting-ip": "198.51.100.1" };
+    expectProblem(await send(app, outside), 403, "IP_NOT_ALLOWED");
+    expectProblem(await send(app, bearer(fenced.key)), 403, "IP_NOT_ALLOWED");
+  });
+
+  it("RATE_LIMITED → 429 with Retry-After and RateLimit fields for the refusing limit", async (ctx) => {
+    const probe = await env.KEYGATE_PINNED.verify(pinned.read.key);
+    if (!hasPart2(probe as unknown as Record<string, unknown>)) ctx.skip();
+    const limited = await withFields({
+      ratelimits: [
+        { name: "burst", limit: 2, duration_ms: 60_000 },
+        { name: "daily", limit: 1000, duration_ms: 86_400_000 },
+      ],
+    });
+    const first = await send(app, bearer(limited.key));
+    expect(first.status).toBe(200);
+    expect(first.body.apiKey.ratelimits).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "burst", limit: 2, remaining: 1 })]),
+    );
+    expect((await send(app, bearer(limited.key))).status).toBe(200);
+    const refused = await send(app, bearer(limited.key));
+    expectProblem(refused, 429, "RATE_LIMITED");
+    const windowEnd = Math.ceil(Date.now() / 60_000) * 60_000;
+    const seconds = Number(refused.headers.get("retry-after"));
+    expect(Math.abs(seconds - Math.ceil((windowEnd - Date.now()) / 1000))).toBeLessThanOrEqual(1);
+    expect(refused.headers.get("ratelimit-policy")).toBe('"burst";q=2');
+    expect(refused.headers.get("ratelimit")).toBe(`"burst";r=0;t=${seconds}`);
+  });
+
+  it("USAGE_EXCEEDED → 429, with Retry-After until the refill only when one is set", async (ctx) => {
+    const probe = await env.KEYGATE_PINNED.verify(pinned.read.key);
+    if (!hasPart2(probe as unknown as Record<string, unknown>)) ctx.skip();
+    const costly = appWith({ binding: "KEYGATE_PINNED", cost: 2 });
+    const once = await withFields({ credits: { remaining: 3 } });
+    const spent = await send(costly, bearer(once.key));
+    expect(spent.status).toBe(200);
+    expect(spent.body.apiKey.credits).toEqual({ remaining: 1, refill_at: null });
+    const empty = await send(costly, bearer(once.key));
+    expectProblem(empty, 429, "USAGE_EXCEEDED");
+    expect(empty.headers.get("retry-after")).toBeNull();
+
+    const daily = await withFields({
+      credits: { remaining: 0, refill: { interval: "daily", amount: 10 } },
+    });
+    const refused = await send(costly, bearer(daily.key));
+    expectProblem(refused, 429, "USAGE_EXCEEDED");
+    const midnight = Math.ceil((Date.now() + 1) / 86_400_000) * 86_400_000;
+    const seconds = Number(refused.headers.get("retry-after"));
+    expect(Math.abs(seconds - Math.ceil((midnight - Date.now()) / 1000))).toBeLessThanOrEqual(1);
+  });
+});
+
 describe("keygate({ url }) over HTTP", () => {
   const keygateFetch = async (request: Request) => {
     const ctx = createExecutionContext();
