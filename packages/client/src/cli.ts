@@ -32,16 +32,13 @@ function writeConfig(config: Config): void {
   chmodSync(path, 0o600);
 }
 
+const keygateUrl = () => process.env.KEYGATE_URL || readConfig().url || DEFAULT_URL;
+
 /** KEYGATE_URL / KEYGATE_TOKEN win over what `keygate login` saved. */
 function client(): KeygateClient {
-  const config = readConfig();
-  const token = process.env.KEYGATE_TOKEN ?? config.token;
+  const token = process.env.KEYGATE_TOKEN || readConfig().token;
   if (!token) fail("Not logged in: run `keygate login --token <token>` or set KEYGATE_TOKEN.");
-  return createKeygateClient({
-    url: process.env.KEYGATE_URL ?? config.url ?? DEFAULT_URL,
-    token,
-    client: "cli",
-  });
+  return createKeygateClient({ url: keygateUrl(), token, client: "cli" });
 }
 
 function fail(message: string): never {
@@ -116,9 +113,9 @@ program
   .command("login")
   .description("save a token (Clerk session or Keygate key) and Keygate's URL")
   .option("--token <token>", "the bearer token (default: $KEYGATE_TOKEN)")
-  .option("--url <url>", "Keygate's base URL", process.env.KEYGATE_URL ?? DEFAULT_URL)
+  .option("--url <url>", "Keygate's base URL", process.env.KEYGATE_URL || DEFAULT_URL)
   .action(async (options: { token?: string; url: string }) => {
-    const token = options.token ?? process.env.KEYGATE_TOKEN;
+    const token = options.token || process.env.KEYGATE_TOKEN;
     if (!token) fail("login needs --token <token> (or KEYGATE_TOKEN).");
     const url = options.url.replace(/\/+$/, "");
     // A 401 means the token is no good; 403 only that it may not list projects.
@@ -239,12 +236,8 @@ program
   .option("--scopes <list>", "comma-separated scopes it must hold", list)
   .option("--project <id>", "the project it must reach")
   .action(async (key: string, options: { scopes?: string[]; project?: string }) => {
-    const config = readConfig();
     // Verification needs no credential: the key is its own.
-    const keygate = createKeygateClient({
-      url: process.env.KEYGATE_URL ?? config.url ?? DEFAULT_URL,
-      client: "cli",
-    });
+    const keygate = createKeygateClient({ url: keygateUrl(), client: "cli" });
     const body = unwrap(
       await keygate.POST("/v1/keys/verify", {
         body: {
@@ -259,5 +252,9 @@ program
   });
 
 await program.parseAsync(process.argv).catch((error: unknown) => {
-  fail(error instanceof Error ? error.message : String(error));
+  const message = error instanceof Error ? error.message : String(error);
+  // A network failure says nothing of where it tried: name the URL.
+  fail(
+    error instanceof TypeError ? `${message} (is Keygate running at ${keygateUrl()}?)` : message,
+  );
 });
