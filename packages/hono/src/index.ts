@@ -4,6 +4,7 @@ import type { KeygateBinding, VerifyCode, VerifyOptions, VerifyResult } from "./
 
 export type {
   KeygateBinding,
+  KeyMeta,
   VerifyCode,
   VerifyCredits,
   VerifyOptions,

@@ -15,6 +15,18 @@ export type VerifyCode =
   | "RATE_LIMITED"
   | "USAGE_EXCEEDED";
 
+// JSON of bounded depth, as Keygate types `meta`: RPC's serializable types refuse `unknown`
+// and recurse without end on a recursive JSON type, so each level is its own type.
+type Json0 = string | number | boolean | null;
+type JsonUpTo<Inner> = Json0 | Inner[] | { [key: string]: Inner };
+type Json1 = JsonUpTo<Json0>;
+type Json2 = JsonUpTo<Json1>;
+type Json3 = JsonUpTo<Json2>;
+type Json4 = JsonUpTo<Json3>;
+
+/** A key's `meta`: a JSON object, at most 4 KiB serialized and 5 levels deep. */
+export type KeyMeta = { [key: string]: Json4 };
+
 /** One rate limit of the key, as applied by this verification. */
 export interface VerifyRatelimit {
   name: string;
@@ -49,7 +61,7 @@ export interface VerifyResult {
   in_grace: boolean;
   name: string | null;
   enabled: boolean | null;
-  meta: Record<string, unknown> | null;
+  meta: KeyMeta | null;
   external_id: string | null;
   credits: VerifyCredits | null;
   ratelimits: VerifyRatelimit[] | null;
