@@ -9,6 +9,8 @@ declare global {
       TEST_CLERK_PRIVATE_KEY: string;
       TEST_OTHER_PRIVATE_KEY: string;
       TEST_MANAGEMENT_LIMITER: RateLimit;
+      /** KeyService bound with props `{ organization_id: "org_pinned" }` (vitest.config.mts). */
+      KEYGATE_PINNED: Service<import("../src/rpc/key-service").KeyService>;
     }
   }
 }

@@ -466,7 +466,8 @@ describe("fuzzing every operation of /openapi.json", () => {
       }
     }
     expect(doc.paths["/healthz"].get.security).toEqual([]);
-    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
+    // Verify needs no credential; a verifier key is optional (SPEC Part 2).
+    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([{}, { bearerAuth: [] }]);
   });
 
   it("has a schema checker that reports drift", () => {

@@ -131,6 +131,12 @@ export const rejectedResult = (code: string) => ({
   scopes: null,
   expires_at: null,
   in_grace: false,
+  name: null,
+  enabled: null,
+  meta: null,
+  external_id: null,
+  credits: null,
+  ratelimits: null,
 });
 
 /**

@@ -4,6 +4,7 @@ import { call } from "./helpers";
 const EXPECTED_OPERATIONS = [
   "get /healthz",
   "post /v1/keys/verify",
+  "post /v1/api-keys/{keyID}/credits",
   "get /v1/projects",
   "post /v1/projects",
   "get /v1/projects/{id}",
@@ -62,7 +63,8 @@ describe("meta routes", () => {
     const key = doc.components.schemas.ApiKey.properties;
     expect(key.created_at).toMatchObject({ type: "string", format: "date-time" });
     expect(key.revoked_at).toMatchObject({ format: "date-time" });
-    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
+    // No credential needed; a verifier key (keys:verify) is optional.
+    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([{}, { bearerAuth: [] }]);
     const seed000 = doc.paths["/v1/organizations/{orgID}/api-keys"].post.responses["201"];
     const schema = seed000.content["application/json"].schema;
     expect(schema.properties.plaintext_api_key).toBeDefined();

@@ -105,6 +105,12 @@ describe("KeyService over a service binding", () => {
       scopes: ["read", "billing:*"],
       expires_at: null,
       in_grace: false,
+      name: "test key",
+      enabled: true,
+      meta: null,
+      external_id: null,
+      credits: null,
+      ratelimits: null,
     });
     expect(await exports.KeyService.verify(keys.revoked)).toEqual(rejectedResult("REVOKED"));
   });

@@ -29,6 +29,12 @@ describe("verify over HTTP", () => {
       scopes: ["read", "write"],
       expires_at: expires,
       in_grace: false,
+      name: "test key",
+      enabled: true,
+      meta: null,
+      external_id: null,
+      credits: null,
+      ratelimits: null,
     });
   });
 

@@ -2,8 +2,8 @@ import { verifyToken } from "@clerk/backend";
 import type { Core } from "./context";
 import { forbidden, unauthorized } from "./errors";
 import { looksLikeKey } from "./key-material";
-import type { Principal } from "./principal";
-import { verifyKey } from "./verify";
+import { hasScope, type Principal } from "./principal";
+import { type VerifyPin, verifyKey } from "./verify";
 
 /** Clerk session claims Keygate reads: v2 carries `o`, v1 `org_id` / `org_role`. */
 interface SessionClaims {
@@ -30,8 +30,30 @@ export async function authenticate(
   return looksLikeKey(token) ? authenticateKey(core, token) : authenticateSession(core, token);
 }
 
+/**
+ * HTTP verify's optional credential: a Keygate key holding `keys:verify` (a verifier key).
+ * Its answers are pinned to the verifier's organization, and to its project when it has one.
+ * Anything else in the header (a bad or dead key, a key without the scope, a session token)
+ * is a 401: a caller who meant to pin must never get unpinned answers.
+ */
+export async function authenticateVerifier(core: Core, authorization: string): Promise<VerifyPin> {
+  const token = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
+  if (!token || !looksLikeKey(token)) {
+    throw unauthorized("A verifier credential is a Keygate API key with the keys:verify scope.");
+  }
+  const { result, record } = await verifyKey(core, token, {}, { spend: false });
+  if (!result.valid || !record) {
+    throw unauthorized(`The verifier key is not valid (${result.code}).`);
+  }
+  if (!hasScope(record.scopes, "keys:verify")) {
+    throw unauthorized('The verifier key lacks the "keys:verify" scope.');
+  }
+  return { organizationId: record.organizationId, projectId: record.projectId ?? undefined };
+}
+
 async function authenticateKey(core: Core, token: string): Promise<Principal> {
-  const { result, record } = await verifyKey(core, token);
+  // A management credential is checked, not metered: its limits and credits are untouched.
+  const { result, record } = await verifyKey(core, token, {}, { spend: false });
   if (!result.valid || !record) {
     throw unauthorized(`The API key is not valid (${result.code}).`);
   }

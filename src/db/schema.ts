@@ -1,4 +1,5 @@
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { KeyMeta, RateLimitRule, RefillRule } from "../core/governance";
 
 // The enums, in one place: the columns carry them, and the wire schemas derive theirs from
 // the columns (`apiKeys.source.enumValues`).
@@ -73,9 +74,24 @@ export const apiKeys = sqliteTable(
     rotationIntervalDays: integer("rotation_interval_days"),
     nextRotationAt: integer("next_rotation_at"),
     rotationWebhookUrl: text("rotation_webhook_url"),
+    // Governance (SPEC Part 2). Unset fields are null, never {} or [].
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    meta: text("meta", { mode: "json" }).$type<KeyMeta>(),
+    externalId: text("external_id"),
+    /** Normalised addresses and CIDR blocks (see core/ip.ts); null = any address. */
+    ipAllowlist: text("ip_allowlist", { mode: "json" }).$type<string[]>(),
+    ratelimits: text("ratelimits", { mode: "json" }).$type<RateLimitRule[]>(),
+    /** null = unlimited. The live balance is the KeyUsage object's; this is what D1 last set. */
+    creditsRemaining: integer("credits_remaining"),
+    creditsRefill: text("credits_refill", { mode: "json" }).$type<RefillRule>(),
+    /** When D1 last set the credits (ms): a newer version makes the usage object adopt them. */
+    creditsVersion: integer("credits_version"),
+    /** The KeyUsage object shared with rotation successors: the first key's id, copied on. */
+    lineageId: text("lineage_id"),
   },
   (t) => [
     index("api_keys_org_seq").on(t.organizationId, t.seq),
+    index("api_keys_org_external_seq").on(t.organizationId, t.externalId, t.seq),
     index("api_keys_project_seq").on(t.projectId, t.seq),
     index("api_keys_next_rotation").on(t.nextRotationAt),
     index("api_keys_grace").on(t.graceExpiresAt),

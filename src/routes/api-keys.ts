@@ -1,14 +1,18 @@
 // Project-level API key management (seed 001), plus Keygate's own get/patch of one key.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Core } from "../core/context";
 import {
+  adjustKeyCredits,
   createKey,
   getKey,
   isActive,
   listKeys,
+  liveCredits,
   revokeKey,
   rotateKey,
   updateKey,
 } from "../core/keys";
+import { MAX_CREDITS } from "../core/usage";
 import { type ApiKeyRow, apiKeys } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
@@ -24,6 +28,13 @@ import {
   toMs,
   WebhookUrlSchema,
 } from "../http/fields";
+import {
+  ExternalIdSchema,
+  governanceBodyFields,
+  governanceKeyFields,
+  toGovernanceFields,
+  toGovernanceInput,
+} from "../http/governance-fields";
 import {
   errorResponses,
   jsonBody,
@@ -58,10 +69,12 @@ export const ApiKeySchema = z
     rotation_interval_days: z.number().int().nullable(),
     next_rotation_at: InstantSchema.nullable(),
     rotation_webhook_url: z.string().nullable(),
+    ...governanceKeyFields,
   })
   .openapi("ApiKey");
 
-export const toApiKey = (k: ApiKeyRow, now: number) => ({
+/** `remaining`: the live credit balance when it was read (else the stored one is shown). */
+export const toApiKey = (k: ApiKeyRow, now: number, remaining?: number | null) => ({
   id: k.id,
   organization_id: k.organizationId,
   project_id: k.projectId,
@@ -83,7 +96,25 @@ export const toApiKey = (k: ApiKeyRow, now: number) => ({
   rotation_interval_days: k.rotationIntervalDays,
   next_rotation_at: iso(k.nextRotationAt),
   rotation_webhook_url: k.rotationWebhookUrl,
+  ...toGovernanceFields(k, remaining ?? undefined),
 });
+
+/** The key object with its exact credit balance, read from the usage object. */
+const liveApiKey = async (core: Core, k: ApiKeyRow) =>
+  toApiKey(k, core.now(), await liveCredits(core, k));
+
+/**
+ * A page of keys, balances read live where the usage object answers (a list may show one up
+ * to 60 s old; a failed read shows the stored one rather than failing the list).
+ */
+async function liveApiKeys(core: Core, keys: ApiKeyRow[]) {
+  const balances = await Promise.allSettled(keys.map((k) => liveCredits(core, k)));
+  const now = core.now();
+  return keys.map((k, i) => {
+    const balance = balances[i];
+    return toApiKey(k, now, balance?.status === "fulfilled" ? balance.value : undefined);
+  });
+}
 
 const KeyParams = z.object({
   keyID: IdSchema.openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }),
@@ -98,6 +129,9 @@ const list = createRoute({
   request: {
     query: PageQuerySchema.extend({
       project_id: IdSchema.openapi({ description: "Project id." }),
+      external_id: ExternalIdSchema.optional().openapi({
+        description: "Only the keys of this owner.",
+      }),
     }),
   },
   responses: {
@@ -123,6 +157,7 @@ const create = createRoute({
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
+        ...governanceBodyFields,
       }),
     ),
   },
@@ -138,6 +173,7 @@ const get = createRoute({
   path: "/v1/api-keys/{keyID}",
   summary: "Get an API key",
   request: { params: KeyParams },
+  description: "`credits.remaining` is the exact live balance.",
   responses: { 200: jsonResponse(ApiKeySchema, "The key."), ...errorResponses },
 });
 
@@ -146,7 +182,8 @@ const patch = createRoute({
   method: "patch",
   path: "/v1/api-keys/{keyID}",
   summary: "Update an API key",
-  description: "Name, scopes, expiry, device name and rotation settings. `null` clears a field.",
+  description:
+    "Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance; changing a limit's `limit` or `duration_ms` starts it afresh.",
   request: {
     params: KeyParams,
     body: jsonBody(
@@ -157,10 +194,33 @@ const patch = createRoute({
         device_name: DeviceNameSchema.nullable().optional(),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
+        ...governanceBodyFields,
       }),
     ),
   },
   responses: { 200: jsonResponse(ApiKeySchema, "The updated key."), ...writeErrorResponses },
+});
+
+const credits = createRoute({
+  ...common,
+  method: "post",
+  path: "/v1/api-keys/{keyID}/credits",
+  summary: "Set, increment or decrement a key's credits",
+  description:
+    "Atomic: concurrent operations never lose an update. `decrement` stops at 0, `increment` at 1 000 000 000 000. A key without credits answers 409.",
+  request: {
+    params: KeyParams,
+    body: jsonBody(
+      z.object({
+        operation: z.enum(["set", "increment", "decrement"]),
+        value: z.number().int().min(0).max(MAX_CREDITS),
+      }),
+    ),
+  },
+  responses: {
+    200: jsonResponse(z.object({ remaining: z.number().int() }), "The balance after it."),
+    ...writeErrorResponses,
+  },
 });
 
 const revoke = createRoute({
@@ -206,14 +266,15 @@ const rotate = createRoute({
 
 export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
   app.openapi(list, async (c) => {
-    const { project_id, ...page } = c.req.valid("query");
-    const result = await listKeys(c.var.core, c.var.principal, { projectId: project_id }, page);
-    setNextLink(c, result);
-    const now = c.var.core.now();
-    return c.json(
-      result.items.map((k) => toApiKey(k, now)),
-      200,
+    const { project_id, external_id, ...page } = c.req.valid("query");
+    const result = await listKeys(
+      c.var.core,
+      c.var.principal,
+      { projectId: project_id, externalId: external_id },
+      page,
     );
+    setNextLink(c, result);
+    return c.json(await liveApiKeys(c.var.core, result.items), 200);
   });
 
   app.openapi(create, async (c) => {
@@ -227,13 +288,14 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
       deviceName: body.device_name,
       rotationIntervalDays: body.rotation_interval_days,
       rotationWebhookUrl: body.rotation_webhook_url,
+      governance: toGovernanceInput(body),
     });
     return c.json({ ...toApiKey(key, c.var.core.now()), key: plaintext }, 201);
   });
 
   app.openapi(get, async (c) => {
     const key = await getKey(c.var.core, c.var.principal, c.req.valid("param").keyID);
-    return c.json(toApiKey(key, c.var.core.now()), 200);
+    return c.json(await liveApiKey(c.var.core, key), 200);
   });
 
   app.openapi(patch, async (c) => {
@@ -245,8 +307,21 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
       deviceName: body.device_name,
       rotationIntervalDays: body.rotation_interval_days,
       rotationWebhookUrl: body.rotation_webhook_url,
+      governance: toGovernanceInput(body),
     });
-    return c.json(toApiKey(key, c.var.core.now()), 200);
+    return c.json(await liveApiKey(c.var.core, key), 200);
+  });
+
+  app.openapi(credits, async (c) => {
+    const { operation, value } = c.req.valid("json");
+    const result = await adjustKeyCredits(
+      c.var.core,
+      c.var.actor,
+      c.req.valid("param").keyID,
+      operation,
+      value,
+    );
+    return c.json(result, 200);
   });
 
   app.openapi(revoke, async (c) => {

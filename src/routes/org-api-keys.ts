@@ -14,6 +14,11 @@ import {
   TimestampSchema,
   toMs,
 } from "../http/fields";
+import {
+  ExternalIdSchema,
+  governanceBodyFields,
+  toGovernanceInput,
+} from "../http/governance-fields";
 import { errorResponses, jsonBody, jsonResponse, writeErrorResponses } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
@@ -76,7 +81,12 @@ const list = createRoute({
     "Org-scoped and project keys of the organization; `project_id` narrows to one project.",
   request: {
     params: OrgParams,
-    query: PageQuerySchema.extend({ project_id: IdSchema.optional() }),
+    query: PageQuerySchema.extend({
+      project_id: IdSchema.optional(),
+      external_id: ExternalIdSchema.optional().openapi({
+        description: "Only the keys of this owner.",
+      }),
+    }),
   },
   responses: {
     200: jsonResponse(z.object({ api_keys: z.array(OrgApiKeySchema) }), "Keys, oldest first."),
@@ -101,6 +111,7 @@ const create = createRoute({
         environment: SlugSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
+        ...governanceBodyFields,
       }),
     ),
   },
@@ -135,8 +146,8 @@ const revoke = createRoute({
 export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
   app.openapi(list, async (c) => {
     const { orgID } = c.req.valid("param");
-    const { project_id, ...page } = c.req.valid("query");
-    const filter = { organizationId: orgID, projectId: project_id };
+    const { project_id, external_id, ...page } = c.req.valid("query");
+    const filter = { organizationId: orgID, projectId: project_id, externalId: external_id };
     const result = await listKeys(c.var.core, c.var.principal, filter, page);
     setNextLink(c, result);
     const now = c.var.core.now();
@@ -153,6 +164,7 @@ export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
       scopes: body.scopes,
       expiresAt: toMs(body.expires_at),
       deviceName: body.device_name,
+      governance: toGovernanceInput(body),
     });
     return c.json(
       { api_key: toOrgApiKey(key, c.var.core.now()), plaintext_api_key: plaintext },

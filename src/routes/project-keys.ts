@@ -14,6 +14,11 @@ import {
   toMs,
 } from "../http/fields";
 import {
+  ExternalIdSchema,
+  governanceBodyFields,
+  toGovernanceInput,
+} from "../http/governance-fields";
+import {
   errorResponses,
   jsonResponse,
   optionalJsonBody,
@@ -75,7 +80,14 @@ const list = createRoute({
   method: "get",
   path: "/api/v1/projects/{projectId}/keys",
   summary: "List API keys for a project",
-  request: { params: ProjectParams, query: PageQuerySchema },
+  request: {
+    params: ProjectParams,
+    query: PageQuerySchema.extend({
+      external_id: ExternalIdSchema.optional().openapi({
+        description: "Only the keys of this owner.",
+      }),
+    }),
+  },
   responses: {
     200: jsonResponse(z.array(ProjectKeySchema), "The project's keys, oldest first."),
     ...errorResponses,
@@ -90,6 +102,7 @@ const CreateInputSchema = z
     scopes: ScopesSchema.optional(),
     expires_at: TimestampSchema.nullable().optional(),
     is_admin_managed: z.boolean().optional(),
+    ...governanceBodyFields,
   })
   .openapi("CreateAPIKeyInputBody");
 const CreateOutputSchema = ProjectKeySchema.extend({
@@ -161,7 +174,9 @@ const bodySchema = createRoute({
 export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
   app.openapi(list, async (c) => {
     const { projectId } = c.req.valid("param");
-    const page = await listKeys(c.var.core, c.var.principal, { projectId }, c.req.valid("query"));
+    const { external_id, ...query } = c.req.valid("query");
+    const filter = { projectId, externalId: external_id };
+    const page = await listKeys(c.var.core, c.var.principal, filter, query);
     setNextLink(c, page);
     const now = c.var.core.now();
     return c.json(
@@ -178,6 +193,7 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
       scopes: body.scopes ?? [],
       expiresAt: toMs(body.expires_at),
       isAdminManaged: body.is_admin_managed,
+      governance: toGovernanceInput(body),
     });
     return c.json(
       {

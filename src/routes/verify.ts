@@ -1,5 +1,7 @@
-// Keygate's own: verify a key over HTTP. The key in the body is the credential (no auth header).
+// Keygate's own: verify a key over HTTP. The key in the body is the credential; an optional
+// verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { authenticateVerifier } from "../core/authenticate";
 import { VERIFY_CODES, VerifyOptionsSchema, verifyKey } from "../core/verify";
 import { InstantSchema } from "../http/fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
@@ -16,30 +18,65 @@ export const VerifyResultSchema = z
     scopes: z.array(z.string()).nullable(),
     expires_at: InstantSchema.nullable(),
     in_grace: z.boolean(),
+    name: z.string().nullable(),
+    enabled: z.boolean().nullable(),
+    meta: z.record(z.string(), z.unknown()).nullable(),
+    external_id: z.string().nullable(),
+    credits: z
+      .object({ remaining: z.number().int(), refill_at: InstantSchema.nullable() })
+      .nullable()
+      .openapi({ description: "After this call's spending; null for keys without credits." }),
+    ratelimits: z
+      .array(
+        z.object({
+          name: z.string(),
+          limit: z.number().int(),
+          remaining: z.number().int(),
+          reset_at: InstantSchema,
+        }),
+      )
+      .nullable()
+      .openapi({
+        description:
+          "The limits this call applied, `remaining` after it; null for keys without limits.",
+      }),
   })
   .openapi("VerifyResult");
+
+const options = VerifyOptionsSchema.shape;
+/** No credential, or a verifier key. */
+const optionalBearer: Record<string, string[]>[] = [{}, { bearerAuth: [] }];
 
 const route = createRoute({
   method: "post",
   path: "/v1/keys/verify",
   tags: ["Verification"],
   summary: "Verify an API key",
-  description:
-    "Checks format and checksum, then revocation, expiry, grace, scopes and project. Invalid keys get `valid: false`, a `code`, and no metadata.",
-  security: [],
+  description: [
+    "Checks, in this order, the first failing one answering: `MALFORMED`, `NOT_FOUND`, `REVOKED`, `EXPIRED`, `DISABLED`, `WRONG_PROJECT`, `IP_NOT_ALLOWED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`, `USAGE_EXCEEDED`; else `VALID`. Rate limits and credits are decided together: when one refuses, nothing is spent.",
+    "`VALID`, `RATE_LIMITED` and `USAGE_EXCEEDED` carry the key's metadata (`reset_at`, `refill_at` say when to come back); every other answer has `valid: false` and no metadata (its governance members are null).",
+    "Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.",
+    "No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.",
+  ].join("\n\n"),
+  security: optionalBearer,
   request: {
     body: jsonBody(
       z.object({
         key: z.string().openapi({ example: "capy_live_…" }),
         // The RPC options' own schemas, by their wire names: one contract for both doors.
-        required_scopes: VerifyOptionsSchema.shape.requiredScopes,
-        project_id: VerifyOptionsSchema.shape.projectId,
+        required_scopes: options.requiredScopes,
+        project_id: options.projectId,
+        organization_id: options.organizationId,
+        ip: options.ip,
+        cost: options.cost,
+        ratelimits: options.ratelimits,
       }),
     ),
   },
   responses: {
     200: jsonResponse(VerifyResultSchema, "The verdict (valid or not)."),
     400: errorResponses[400],
+
     ...bodyErrorResponses,
     503: errorResponses[503],
   },
@@ -48,10 +85,24 @@ const route = createRoute({
 export function registerVerify(app: OpenAPIHono<AppEnv>) {
   app.openapi(route, async (c) => {
     const body = c.req.valid("json");
-    const { result } = await verifyKey(c.var.core, body.key, {
-      requiredScopes: body.required_scopes,
-      projectId: body.project_id,
-    });
+    const authorization = c.req.header("authorization");
+    const pin =
+      authorization === undefined
+        ? undefined
+        : await authenticateVerifier(c.var.core, authorization);
+    const { result } = await verifyKey(
+      c.var.core,
+      body.key,
+      {
+        requiredScopes: body.required_scopes,
+        projectId: body.project_id,
+        organizationId: body.organization_id,
+        ip: body.ip,
+        cost: body.cost,
+        ratelimits: body.ratelimits,
+      },
+      { pin },
+    );
     return c.json(result, 200);
   });
 }

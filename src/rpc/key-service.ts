@@ -4,6 +4,7 @@ import { isDomainError } from "../core/errors";
 import {
   type VerifyOptions,
   VerifyOptionsSchema,
+  type VerifyPin,
   type VerifyResult,
   verifyKey,
 } from "../core/verify";
@@ -12,8 +13,17 @@ import {
 //   import type { KeyService, VerifyResult } from "<keygate>/src/rpc/key-service";
 export type { VerifyCode, VerifyOptions, VerifyResult } from "../core/verify";
 
+/**
+ * What a consumer's binding may carry, set by its configuration and not by its code:
+ * `[services.props] organization_id = "org_…"` (and optionally `project_id`).
+ */
+export interface KeyServiceProps {
+  organization_id?: string;
+  project_id?: string;
+}
+
 /** The options of one call, checked by the same schema as HTTP verify's body. */
-function parseOptions(options: unknown): VerifyOptions {
+function parseOptions(options: unknown) {
   const parsed = VerifyOptionsSchema.safeParse(options ?? {});
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
@@ -21,21 +31,40 @@ function parseOptions(options: unknown): VerifyOptions {
   throw new TypeError(`verify: ${field} ${issue?.message ?? "is invalid"}.`);
 }
 
+/** The binding's pin. A malformed one fails every call: never an unpinned answer by mistake. */
+function pinOf(props: unknown): VerifyPin {
+  if (props === undefined || props === null) return {};
+  const { organization_id, project_id } = props as Record<string, unknown>;
+  for (const [name, value] of Object.entries({ organization_id, project_id })) {
+    if (value !== undefined && (typeof value !== "string" || value === "")) {
+      throw new TypeError(`KeyService binding props: ${name} must be a non-empty string.`);
+    }
+  }
+  return {
+    organizationId: organization_id as string | undefined,
+    projectId: project_id as string | undefined,
+  };
+}
+
 /**
  * What other Workers call over a service binding:
- * `[[services]] binding = "KEYGATE", service = "keygate", entrypoint = "KeyService"`.
- * Storage failure with nothing cached throws; it never answers `valid: true`.
+ * `[[services]] binding = "KEYGATE", service = "keygate", entrypoint = "KeyService"`, pinned
+ * to a tenant by `[services.props]`. Storage failure with nothing cached throws (so does a
+ * limited key whose usage store fails); it never answers `valid: true`.
  */
-export class KeyService extends WorkerEntrypoint<Env> {
+export class KeyService extends WorkerEntrypoint<Env, KeyServiceProps> {
   /** The same verdict as `POST /v1/keys/verify`, without the HTTP round trip. */
   async verify(key: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const pin = pinOf(this.ctx.props);
+    const parsed = parseOptions(options);
     const core = createCore(this.env, this.ctx);
     try {
-      const { result } = await verifyKey(core, key, parseOptions(options));
+      const { result } = await verifyKey(core, key, parsed, { pin });
       return result;
     } catch (error) {
-      // The RPC door's mapping of a domain error: a plain Error with its message (what
-      // crosses a service binding); anything else as it is.
+      // The RPC door's mapping of a domain error: bad input is a TypeError (HTTP's 400),
+      // anything else a plain Error with its message (what crosses a service binding).
+      if (isDomainError(error, "invalid")) throw new TypeError(`verify: ${error.message}`);
       if (isDomainError(error)) throw new Error(error.message);
       throw error;
     }

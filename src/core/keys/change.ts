@@ -3,6 +3,7 @@ import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import { auditedChange } from "../audit";
 import type { Core } from "../context";
 import { conflict, invalid } from "../errors";
+import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
 import { type Actor, requireOrganization, requireScope } from "../principal";
 import { publishKey } from "../verify";
 import { findKey, type KeyPlace } from "./find";
@@ -15,6 +16,8 @@ export interface UpdateKeyInput {
   deviceName?: string | null | undefined;
   rotationIntervalDays?: number | null | undefined;
   rotationWebhookUrl?: string | null | undefined;
+  /** enabled, meta, external_id, ip_allowlist, ratelimits, credits; `null` clears one. */
+  governance?: GovernanceInput | undefined;
 }
 
 /** The row, where it still is what `key` says: same organization, id, and still live. */
@@ -64,6 +67,13 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
     changes.rotationIntervalDays = input.rotationIntervalDays;
     changes.nextRotationAt = nextRotationAt(input.rotationIntervalDays, now);
   }
+  // New credits get a version newer than any the usage object has seen, so it adopts them
+  // (the live balance is set) even within the millisecond the old ones were set.
+  const governance = governanceColumns(
+    input.governance ?? {},
+    Math.max(now, (key.creditsVersion ?? 0) + 1),
+  );
+  Object.assign(changes, governance);
   if (Object.keys(changes).length === 0) return key;
 
   const row = await auditedChange<ApiKeyRow>(
@@ -79,7 +89,7 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
       targetType: "api_key",
       targetId: key.id,
       projectId: key.projectId,
-      metadata: { fields: Object.keys(changes) },
+      metadata: { fields: Object.keys(changes), ...governanceAudit(input.governance ?? {}) },
     },
   );
   if (!row) throw conflict("The key was revoked or replaced while it was being changed.");

@@ -2,6 +2,7 @@ import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import { auditInsert } from "../audit";
 import { type Core, defaultKeyPrefix } from "../context";
 import { invalid } from "../errors";
+import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireAdmin, requireOrganization, requireScope } from "../principal";
 import { findProject, resolveEnvironment } from "../projects";
@@ -22,6 +23,8 @@ export interface CreateKeyInput {
   rotationIntervalDays?: number | null | undefined;
   rotationWebhookUrl?: string | null | undefined;
   source?: KeySource | undefined;
+  /** enabled, meta, external_id, ip_allowlist, ratelimits, credits (SPEC Part 2). */
+  governance?: GovernanceInput | undefined;
 }
 
 export async function createKey(core: Core, actor: Actor, input: CreateKeyInput) {
@@ -82,6 +85,9 @@ export async function createKey(core: Core, actor: Actor, input: CreateKeyInput)
         rotationIntervalDays: interval,
         nextRotationAt: nextRotationAt(interval, now),
         rotationWebhookUrl: input.rotationWebhookUrl ?? null,
+        // The first key of its lineage: its rotation successors share its usage state.
+        lineageId: id,
+        ...governanceColumns(input.governance ?? {}, now),
       })
       .returning(),
     auditInsert(core, actor, {
@@ -89,7 +95,12 @@ export async function createKey(core: Core, actor: Actor, input: CreateKeyInput)
       targetType: "api_key",
       targetId: id,
       projectId: input.projectId,
-      metadata: { name: input.name, scopes: input.scopes, key_prefix: material.displayPrefix },
+      metadata: {
+        name: input.name,
+        scopes: input.scopes,
+        key_prefix: material.displayPrefix,
+        ...governanceAudit(input.governance ?? {}),
+      },
     }),
   ]);
   return { key: inserted[0] as ApiKeyRow, plaintext: material.plaintext };

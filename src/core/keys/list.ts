@@ -1,4 +1,4 @@
-import { eq, type SQL } from "drizzle-orm";
+import { and, eq, type SQL } from "drizzle-orm";
 import { apiKeys } from "../../db/schema";
 import type { Core } from "../context";
 import { listPage, type PageRequest } from "../pagination";
@@ -9,6 +9,8 @@ export interface KeyFilter {
   /** The organization a surface's path names; another than the caller's is a 404. */
   organizationId?: string | undefined;
   projectId?: string | undefined;
+  /** The owner in the customer's own system (`?external_id=`). */
+  externalId?: string | undefined;
 }
 
 /**
@@ -30,10 +32,17 @@ export async function listKeys(
   } else if (principal.type === "api_key" && principal.projectId !== null) {
     scope = eq(apiKeys.projectId, principal.projectId);
   }
+  if (filter.externalId !== undefined) {
+    scope = and(scope, eq(apiKeys.externalId, filter.externalId));
+  }
   const list = {
     kind: "api_keys",
     organizationId: principal.organizationId,
-    filter: filter.projectId,
+    // A cursor opens only on the list with the same filters.
+    filter:
+      filter.externalId === undefined
+        ? filter.projectId
+        : JSON.stringify([filter.projectId ?? null, filter.externalId]),
   };
   return listPage(core, apiKeys, list, scope, page, "oldest");
 }

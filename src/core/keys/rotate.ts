@@ -7,9 +7,10 @@ import { conflict, loggable } from "../errors";
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireScope } from "../principal";
 import { publishKey } from "../verify";
+import { lineageOf } from "../verify/cache";
 import { rotationDeliveryValues } from "../webhooks";
 import { findKey, type KeyPlace } from "./find";
-import { DAY_MS, isActive, nextRotationAt, requireGrantable, requireKeyAdmin } from "./rules";
+import { DAY_MS, isLive, nextRotationAt, requireGrantable, requireKeyAdmin } from "./rules";
 
 /** Scheduled rotations leave the old key valid this long. */
 export const SCHEDULED_GRACE_MS = DAY_MS;
@@ -54,7 +55,8 @@ export function lostRotationRace(error: unknown): boolean {
  */
 export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceMs: number) {
   const now = core.now();
-  if (!isActive(old, now) || old.replacedByKeyId !== null) {
+  // A disabled key can be rotated: its successor inherits `enabled`, like every field.
+  if (!isLive(old, now) || old.replacedByKeyId !== null) {
     throw conflict("Only an active key that has not been replaced can be rotated.");
   }
   const prefix = old.keyPrefix.slice(0, old.keyPrefix.indexOf("_"));
@@ -75,6 +77,9 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     revokedAt: null,
     replacedByKeyId: null,
     rotatedFromKeyId: old.id,
+    // One usage state for the whole lineage: the successor spends the same credits and
+    // windows (the credits' version is copied too, so nothing is adopted or refilled).
+    lineageId: lineageOf(old),
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(old.rotationIntervalDays, now),
   };

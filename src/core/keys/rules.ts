@@ -8,14 +8,18 @@ export type KeySource = (typeof KEY_SOURCES)[number];
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Derived: not revoked, not expired, not past its grace. A revocation stamp counts whatever
- * its time: the sweep stamps the grace end, which for a cron run scheduled ahead of the
- * wall clock (a late replay, `--test-scheduled` with `time=`) lies after it.
+ * Not revoked, not expired, not past its grace: a key that can still be rotated. A revocation
+ * stamp counts whatever its time: the sweep stamps the grace end, which for a cron run
+ * scheduled ahead of the wall clock (a late replay, `--test-scheduled` with `time=`) lies
+ * after it.
  */
-export const isActive = (key: ApiKeyRow, now: number) =>
+export const isLive = (key: ApiKeyRow, now: number) =>
   key.revokedAt === null &&
   (key.expiresAt === null || key.expiresAt > now) &&
   (key.graceExpiresAt === null || key.graceExpiresAt > now);
+
+/** Derived `is_active`: live and not disabled (a disabled key verifies `DISABLED`). */
+export const isActive = (key: ApiKeyRow, now: number) => key.enabled && isLive(key, now);
 
 export const nextRotationAt = (intervalDays: number | null, now: number) =>
   intervalDays === null ? null : now + intervalDays * DAY_MS;

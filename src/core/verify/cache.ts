@@ -1,5 +1,7 @@
 import type { ApiKeyRow } from "../../db/schema";
+import type { CreditsSpec } from "../../durable/key-usage";
 import type { Core } from "../context";
+import type { KeyMeta, RateLimitRule } from "../governance";
 
 /** What verification needs of a key, and nothing more: the KV value and the memory entry. */
 export interface KeyRecord {
@@ -12,7 +14,30 @@ export interface KeyRecord {
   revokedAt: number | null;
   graceExpiresAt: number | null;
   lastUsedAt: number | null;
+  // Governance (SPEC Part 2): what the verdict and its answer need, so a warm key needs no read.
+  name: string;
+  enabled: boolean;
+  meta: KeyMeta | null;
+  externalId: string | null;
+  ipAllowlist: string[] | null;
+  ratelimits: RateLimitRule[] | null;
+  /** As D1 last set them; the KeyUsage object holds the live balance. */
+  credits: CreditsSpec | null;
+  lineageId: string;
 }
+
+/** The credits a row sets, as the usage object takes them; null = unlimited. */
+export const creditsSpecOf = (row: ApiKeyRow): CreditsSpec | null =>
+  row.creditsRemaining === null
+    ? null
+    : {
+        remaining: row.creditsRemaining,
+        refill: row.creditsRefill,
+        version: row.creditsVersion ?? row.createdAt,
+      };
+
+/** Rows from before lineages existed are their own lineage's first key. */
+export const lineageOf = (row: ApiKeyRow) => row.lineageId ?? row.id;
 
 export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
   id: row.id,
@@ -24,6 +49,14 @@ export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
   revokedAt: row.revokedAt,
   graceExpiresAt: row.graceExpiresAt,
   lastUsedAt: row.lastUsedAt,
+  name: row.name,
+  enabled: row.enabled,
+  meta: row.meta,
+  externalId: row.externalId,
+  ipAllowlist: row.ipAllowlist,
+  ratelimits: row.ratelimits,
+  credits: creditsSpecOf(row),
+  lineageId: lineageOf(row),
 });
 
 /**
@@ -126,6 +159,8 @@ export async function readKvRecord(core: Core, hash: string): Promise<KeyRecord 
 const isTime = (value: unknown) =>
   value === null || (typeof value === "number" && Number.isFinite(value));
 const isId = (value: unknown) => value === null || typeof value === "string";
+const isObjectOrNull = (value: unknown) =>
+  value === null || (typeof value === "object" && !Array.isArray(value));
 
 function isKeyRecord(value: unknown): value is KeyRecord {
   if (typeof value !== "object" || value === null) return false;
@@ -140,7 +175,16 @@ function isKeyRecord(value: unknown): value is KeyRecord {
     isTime(r.expiresAt) &&
     isTime(r.revokedAt) &&
     isTime(r.graceExpiresAt) &&
-    isTime(r.lastUsedAt)
+    isTime(r.lastUsedAt) &&
+    // A record from before governance lacks these: a miss, so D1 answers and refills it.
+    typeof r.name === "string" &&
+    typeof r.enabled === "boolean" &&
+    isObjectOrNull(r.meta) &&
+    isId(r.externalId) &&
+    (r.ipAllowlist === null || Array.isArray(r.ipAllowlist)) &&
+    (r.ratelimits === null || Array.isArray(r.ratelimits)) &&
+    isObjectOrNull(r.credits) &&
+    typeof r.lineageId === "string"
   );
 }
 

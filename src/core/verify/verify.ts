@@ -1,9 +1,13 @@
 import { and, eq, isNull, lte, or } from "drizzle-orm";
 import { apiKeys, projects } from "../../db/schema";
+import type { SpendResult } from "../../durable/key-usage";
 import type { Core } from "../context";
 import { unavailable } from "../errors";
+import type { KeyMeta } from "../governance";
+import { ipAllowed } from "../ip";
 import { hashKey, parseKey } from "../key-material";
 import { hasScope } from "../principal";
+import { isLimited, limitsFor, spendUsage } from "../usage-store";
 import {
   type KeyRecord,
   KV_WRITE_INTERVAL_MS,
@@ -13,17 +17,21 @@ import {
   toKeyRecord,
   writeKvRecord,
 } from "./cache";
-import type { VerifyOptions } from "./options";
+import type { VerifyOptions, VerifyPin } from "./options";
 
-/** Every verdict a verification can give, in the order its checks run. */
+/** Every verdict a verification can give: VALID, then the refusals in the order they are checked. */
 export const VERIFY_CODES = [
   "VALID",
   "MALFORMED",
   "NOT_FOUND",
   "REVOKED",
   "EXPIRED",
+  "DISABLED",
   "WRONG_PROJECT",
+  "IP_NOT_ALLOWED",
   "INSUFFICIENT_SCOPE",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 
@@ -38,10 +46,21 @@ export interface VerifyResult {
   scopes: string[] | null;
   expires_at: string | null;
   in_grace: boolean;
+  // SPEC Part 2: on VALID, RATE_LIMITED and USAGE_EXCEEDED only; null on every other answer.
+  name: string | null;
+  enabled: boolean | null;
+  meta: KeyMeta | null;
+  external_id: string | null;
+  /** `refill_at`: the next refill (RFC 3339), or null. null for keys without credits. */
+  credits: { remaining: number; refill_at: string | null } | null;
+  /** The limits this call applied, `remaining` after it. null for keys without limits. */
+  ratelimits: { name: string; limit: number; remaining: number; reset_at: string }[] | null;
 }
 
-/** An invalid key gets its reason and no metadata. */
-const rejected = (code: Exclude<VerifyCode, "VALID">): VerifyResult => ({
+/** Refusals that say nothing of the key: its reason, no metadata. */
+type BareRefusal = Exclude<VerifyCode, "VALID" | "RATE_LIMITED" | "USAGE_EXCEEDED">;
+
+const rejected = (code: BareRefusal): VerifyResult => ({
   valid: false,
   code,
   key_id: null,
@@ -51,37 +70,148 @@ const rejected = (code: Exclude<VerifyCode, "VALID">): VerifyResult => ({
   scopes: null,
   expires_at: null,
   in_grace: false,
+  name: null,
+  enabled: null,
+  meta: null,
+  external_id: null,
+  credits: null,
+  ratelimits: null,
 });
+
+const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** A genuine key's answer: VALID, or a usage refusal, which the caller needs `reset_at` for. */
+function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
+  const code = usage?.code ?? "VALID";
+  return {
+    valid: code === "VALID",
+    code,
+    key_id: record.id,
+    organization_id: record.organizationId,
+    project_id: record.projectId,
+    environment_id: record.environmentId,
+    scopes: record.scopes,
+    expires_at: isoOf(record.expiresAt),
+    in_grace: record.graceExpiresAt !== null,
+    name: record.name,
+    enabled: record.enabled,
+    meta: record.meta,
+    external_id: record.externalId,
+    credits:
+      usage?.credits && record.credits
+        ? { remaining: usage.credits.remaining, refill_at: isoOf(usage.credits.refillAt) }
+        : null,
+    ratelimits:
+      usage && record.ratelimits
+        ? usage.ratelimits.map((r) => ({
+            name: r.name,
+            limit: r.limit,
+            remaining: r.remaining,
+            reset_at: new Date(r.resetAt).toISOString(),
+          }))
+        : null,
+  };
+}
 
 /** Last-used stamps are written at most once a minute per key. */
 export const LAST_USED_INTERVAL_MS = 60_000;
 
+export interface VerifyContext {
+  /** Set by the door (binding props, a verifier key): a call's options cannot widen it. */
+  pin?: VerifyPin | undefined;
+  /**
+   * false: decide the key's standing only, touching no limit or credit (a key used as a
+   * management or verifier credential is not a verification of that key).
+   */
+  spend?: boolean | undefined;
+}
+
 /**
- * The hot path: format + checksum, SHA-256, isolate LRU → KV → D1, then the decision.
- * A warm key costs no storage read, a malformed one none at all. Throws a 503 Problem when
- * storage fails and nothing is cached: never valid by accident.
+ * The hot path: format + checksum, SHA-256, isolate LRU → KV → D1, then the decision in SPEC
+ * order; a key with limits or credits then costs one KeyUsage call, the others none.
+ * A warm key costs no storage read, a malformed one none at all. Throws `unavailable` when
+ * storage (or a limited key's usage store) fails and nothing else answers: never valid by
+ * accident.
  */
 export async function verifyKey(
   core: Core,
   key: string,
   options: VerifyOptions = {},
+  context: VerifyContext = {},
 ): Promise<{ result: VerifyResult; record: KeyRecord | null }> {
   if (typeof key !== "string" || !parseKey(key)) {
     return { result: rejected("MALFORMED"), record: null };
   }
   const hash = await hashKey(key);
   const now = core.now();
-  const record = memoryCache.get(hash, now) ?? (await lookup(core, hash, now));
+  const found = memoryCache.get(hash, now) ?? (await lookup(core, hash, now));
+  // Another tenant's key under a pin is no key at all: nothing about it is told or counted.
+  const record = found && (await withinPin(core, found, options, context.pin)) ? found : null;
   if (!record) return { result: rejected("NOT_FOUND"), record: null };
-  // A live org-scoped key asked about a project: whether it reaches it depends on the owner.
-  // (A dead key is refused first, so it cannot make Keygate look projects up.)
-  const owner =
-    options.projectId !== undefined && record.projectId === null && deadCode(record, now) === null
-      ? await projectOwner(core, options.projectId)
-      : null;
-  const result = decide(record, options, now, owner);
+  const refusal = await standing(core, record, options, context.pin, now);
+  if (refusal) return { result: rejected(refusal), record };
+  let usage: SpendResult | null = null;
+  const limits = limitsFor(record.ratelimits, options);
+  if (context.spend !== false && isLimited(record)) {
+    usage = await spendUsage(core, record, limits, options.cost ?? 1, now);
+  }
+  const result = answered(record, usage);
   if (result.valid) stampLastUsed(core, record, now);
   return { result, record };
+}
+
+/**
+ * Whether the key belongs to the pinned organization: the one the door set, the one the call
+ * asked, and the owner of a pinned project (a project pin implies its organization).
+ */
+async function withinPin(
+  core: Core,
+  record: KeyRecord,
+  options: VerifyOptions,
+  pin: VerifyPin | undefined,
+): Promise<boolean> {
+  for (const organizationId of [pin?.organizationId, options.organizationId]) {
+    if (organizationId !== undefined && organizationId !== record.organizationId) return false;
+  }
+  if (pin?.projectId !== undefined && pin.organizationId === undefined) {
+    return (await projectOwner(core, pin.projectId)) === record.organizationId;
+  }
+  return true;
+}
+
+/** Why a key of the caller's tenant is refused before any usage is decided, or null. */
+async function standing(
+  core: Core,
+  record: KeyRecord,
+  options: VerifyOptions,
+  pin: VerifyPin | undefined,
+  now: number,
+): Promise<BareRefusal | null> {
+  const dead = deadCode(record, now);
+  if (dead) return dead;
+  if (!record.enabled) return "DISABLED";
+  // A dead or disabled key is refused before any project lookup, so it cannot make Keygate
+  // look projects up.
+  for (const projectId of [pin?.projectId, options.projectId]) {
+    if (projectId !== undefined && !(await reaches(core, record, projectId))) {
+      return "WRONG_PROJECT";
+    }
+  }
+  if (record.ipAllowlist !== null) {
+    if (options.ip === undefined || !ipAllowed(record.ipAllowlist, options.ip)) {
+      return "IP_NOT_ALLOWED";
+    }
+  }
+  for (const scope of options.requiredScopes ?? []) {
+    if (!hasScope(record.scopes, scope)) return "INSUFFICIENT_SCOPE";
+  }
+  return null;
+}
+
+/** A project key reaches its own project; an org-scoped key every project of its org. */
+async function reaches(core: Core, record: KeyRecord, projectId: string): Promise<boolean> {
+  if (record.projectId !== null) return record.projectId === projectId;
+  return (await projectOwner(core, projectId)) === record.organizationId;
 }
 
 /** Memory missed: KV, then D1 (the truth). Fills the tiers above on the way back. */
@@ -151,41 +281,6 @@ function deadCode(record: KeyRecord, now: number): "REVOKED" | "EXPIRED" | null 
   if (record.graceExpiresAt !== null && record.graceExpiresAt <= now) return "REVOKED";
   if (record.expiresAt !== null && record.expiresAt <= now) return "EXPIRED";
   return null;
-}
-
-/** The verdict; `owner` is the organization of `options.projectId` for org-scoped keys. */
-function decide(
-  record: KeyRecord,
-  options: VerifyOptions,
-  now: number,
-  owner: string | null,
-): VerifyResult {
-  const dead = deadCode(record, now);
-  if (dead) return rejected(dead);
-  if (options.projectId !== undefined) {
-    const reaches =
-      record.projectId === null
-        ? owner === record.organizationId
-        : record.projectId === options.projectId;
-    if (!reaches) return rejected("WRONG_PROJECT");
-  }
-  const required = options.requiredScopes;
-  if (required) {
-    for (const scope of required) {
-      if (!hasScope(record.scopes, scope)) return rejected("INSUFFICIENT_SCOPE");
-    }
-  }
-  return {
-    valid: true,
-    code: "VALID",
-    key_id: record.id,
-    organization_id: record.organizationId,
-    project_id: record.projectId,
-    environment_id: record.environmentId,
-    scopes: record.scopes,
-    expires_at: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(),
-    in_grace: record.graceExpiresAt !== null,
-  };
 }
 
 // Projects never change organization, so an owner (or its absence: ids are random UUIDs) is

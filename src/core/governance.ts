@@ -1,0 +1,104 @@
+import type { LimitSpec as RateLimitRule } from "../durable/key-usage";
+import type { RefillSpec as RefillRule } from "./usage";
+
+/**
+ * Key governance (SPEC Part 2 "Key governance fields"): what a key carries beyond its scopes,
+ * in the core's own shapes. The wire shapes and their validation are in http/governance-fields.
+ */
+
+// JSON of bounded depth: RPC's serializable types refuse `unknown` and recurse without end on
+// a recursive JSON type, so each level is its own type, as deep as meta may be.
+type Json0 = string | number | boolean | null;
+type JsonUpTo<Inner> = Json0 | Inner[] | { [key: string]: Inner };
+type Json1 = JsonUpTo<Json0>;
+type Json2 = JsonUpTo<Json1>;
+type Json3 = JsonUpTo<Json2>;
+type Json4 = JsonUpTo<Json3>;
+
+/** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH (5) levels deep. */
+export type KeyMeta = { [key: string]: Json4 };
+
+/** A key's rate limit and refill rule are the usage object's own shapes. */
+export type { LimitSpec as RateLimitRule } from "../durable/key-usage";
+export type { RefillSpec as RefillRule } from "./usage";
+export { MAX_CREDITS } from "./usage";
+
+export interface CreditsSetting {
+  remaining: number;
+  refill: RefillRule | null;
+}
+
+export const META_MAX_BYTES = 4096;
+export const META_MAX_DEPTH = 5;
+
+/**
+ * Levels of a JSON value: the top-level object is 1, each nested object or array adds one.
+ * Stops counting past `limit`, so a hostile value costs no more than `limit` levels' walk.
+ */
+export function jsonDepth(value: unknown, limit = META_MAX_DEPTH): number {
+  if (value === null || typeof value !== "object") return 0;
+  if (limit <= 0) return 1;
+  let deepest = 0;
+  for (const item of Object.values(value)) {
+    deepest = Math.max(deepest, jsonDepth(item, limit - 1));
+    if (deepest >= limit) break;
+  }
+  return 1 + deepest;
+}
+
+export const utf8Length = (text: string) => new TextEncoder().encode(text).length;
+
+/**
+ * The governance fields of a create or a PATCH. `undefined` leaves a field as it is (or at its
+ * default on create); `null` clears it. Lists are never empty here: `[]` arrives as null.
+ */
+export interface GovernanceInput {
+  enabled?: boolean | undefined;
+  meta?: KeyMeta | null | undefined;
+  externalId?: string | null | undefined;
+  ipAllowlist?: string[] | null | undefined;
+  ratelimits?: RateLimitRule[] | null | undefined;
+  credits?: CreditsSetting | null | undefined;
+}
+
+/** The api_keys columns a governance input sets; `now` versions the credits. */
+export function governanceColumns(input: GovernanceInput, now: number) {
+  const columns: {
+    enabled?: boolean;
+    meta?: KeyMeta | null;
+    externalId?: string | null;
+    ipAllowlist?: string[] | null;
+    ratelimits?: RateLimitRule[] | null;
+    creditsRemaining?: number | null;
+    creditsRefill?: RefillRule | null;
+    creditsVersion?: number | null;
+  } = {};
+  if (input.enabled !== undefined) columns.enabled = input.enabled;
+  if (input.meta !== undefined) columns.meta = input.meta;
+  if (input.externalId !== undefined) columns.externalId = input.externalId;
+  if (input.ipAllowlist !== undefined) columns.ipAllowlist = input.ipAllowlist;
+  if (input.ratelimits !== undefined) columns.ratelimits = input.ratelimits;
+  if (input.credits !== undefined) {
+    columns.creditsRemaining = input.credits?.remaining ?? null;
+    columns.creditsRefill = input.credits?.refill ?? null;
+    columns.creditsVersion = input.credits === null ? null : now;
+  }
+  return columns;
+}
+
+/** The audit metadata of a governance change: which fields, and the values that are safe. */
+export function governanceAudit(input: GovernanceInput): Record<string, unknown> {
+  const audit: Record<string, unknown> = {};
+  if (input.enabled !== undefined) audit.enabled = input.enabled;
+  if (input.externalId !== undefined) audit.external_id = input.externalId;
+  if (input.ipAllowlist !== undefined) audit.ip_allowlist = input.ipAllowlist;
+  if (input.ratelimits !== undefined) {
+    audit.ratelimits =
+      input.ratelimits?.map((r) => ({ name: r.name, limit: r.limit, duration_ms: r.durationMs })) ??
+      null;
+  }
+  if (input.credits !== undefined) audit.credits = input.credits;
+  // meta may hold the customer's data: the log says it changed, not what it says.
+  if (input.meta !== undefined) audit.meta = input.meta === null ? null : "changed";
+  return audit;
+}

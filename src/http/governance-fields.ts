@@ -1,0 +1,219 @@
+// The wire shapes of the key governance fields (SPEC Part 2 "Key governance fields" and
+// "Part 2 details"), shared by every create route, PATCH and the key object.
+import { z } from "@hono/zod-openapi";
+import {
+  type CreditsSetting,
+  type GovernanceInput,
+  jsonDepth,
+  type KeyMeta,
+  MAX_CREDITS,
+  META_MAX_BYTES,
+  META_MAX_DEPTH,
+  type RateLimitRule,
+  type RefillRule,
+  utf8Length,
+} from "../core/governance";
+import { normaliseBlock } from "../core/ip";
+
+export const EnabledSchema = z
+  .boolean()
+  .openapi({ description: "A disabled key verifies `DISABLED`; default `true`." });
+
+const isJsonObject = (value: unknown): value is KeyMeta =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+// Checked, not rebuilt: the value is kept exactly as parsed (a rebuilt record would turn a
+// `__proto__` member into a prototype, and lose it).
+export const MetaSchema = z
+  .unknown()
+  .superRefine((meta, ctx) => {
+    if (!isJsonObject(meta)) {
+      ctx.addIssue({ code: "custom", message: "must be a JSON object" });
+    } else if (jsonDepth(meta, META_MAX_DEPTH + 1) > META_MAX_DEPTH) {
+      ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_DEPTH} levels deep` });
+    } else if (utf8Length(JSON.stringify(meta)) > META_MAX_BYTES) {
+      ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_BYTES} bytes as JSON` });
+    }
+  })
+  .transform((meta) => meta as KeyMeta)
+  .openapi({
+    type: "object",
+    additionalProperties: {},
+    description:
+      "A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).",
+    example: { plan: "pro" },
+  });
+
+export const ExternalIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,255}$/, "must be 1–255 characters of letters, digits and . _ : @ -")
+  .openapi({ description: "The key's owner in your own system.", example: "user_1234" });
+
+const IpEntrySchema = z.string().transform((value, ctx) => {
+  const normal = normaliseBlock(value);
+  if (normal === null) {
+    ctx.addIssue({ code: "custom", message: "must be an IPv4 or IPv6 address or CIDR block" });
+    return z.NEVER;
+  }
+  return normal;
+});
+
+/** `[]` is the same as null: any address. Entries come back normalised. */
+export const IpAllowlistSchema = z
+  .array(IpEntrySchema)
+  .max(50)
+  .transform((list): string[] | null => (list.length === 0 ? null : [...new Set(list)]))
+  .openapi({
+    description:
+      "Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.",
+    example: ["203.0.113.0/24", "2001:db8::/32"],
+  });
+
+const RateLimitNameSchema = z
+  .string()
+  .regex(/^[a-z0-9_-]{1,32}$/, "must be 1–32 characters of a-z, 0-9, _ and -");
+
+const RateLimitWireSchema = z
+  .strictObject({
+    name: RateLimitNameSchema,
+    limit: z.number().int().min(1).max(1_000_000),
+    duration_ms: z.number().int().min(1_000).max(86_400_000),
+  })
+  .openapi("RateLimit");
+
+/** `[]` is the same as null: no limits. */
+export const RateLimitsSchema = z
+  .array(RateLimitWireSchema)
+  .max(5)
+  .superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((limit, i) => {
+      if (seen.has(limit.name)) {
+        ctx.addIssue({ code: "custom", message: "must be unique per key", path: [i, "name"] });
+      }
+      seen.add(limit.name);
+    });
+  })
+  .transform((list): RateLimitRule[] | null =>
+    list.length === 0
+      ? null
+      : list.map((r) => ({ name: r.name, limit: r.limit, durationMs: r.duration_ms })),
+  )
+  .openapi({
+    description:
+      "Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none.",
+  });
+
+const RefillWireSchema = z
+  .strictObject({
+    interval: z.enum(["daily", "monthly"]),
+    amount: z.number().int().min(1).max(MAX_CREDITS),
+    day: z.number().int().min(1).max(31).nullable().optional(),
+  })
+  .superRefine((refill, ctx) => {
+    if (refill.interval === "daily" && refill.day !== undefined && refill.day !== null) {
+      ctx.addIssue({ code: "custom", message: "only a monthly refill has a day", path: ["day"] });
+    }
+  })
+  .transform(
+    (refill): RefillRule => ({
+      interval: refill.interval,
+      amount: refill.amount,
+      day: refill.interval === "daily" ? null : (refill.day ?? 1),
+    }),
+  )
+  .openapi("CreditsRefill", {
+    description:
+      "At 00:00 UTC of each day (daily) or of `day` (monthly, default 1, clamped to the month's length), `remaining` is set to `amount`.",
+  });
+
+export const CreditsSchema = z
+  .strictObject({
+    remaining: z.number().int().min(0).max(MAX_CREDITS),
+    refill: RefillWireSchema.nullable().optional(),
+  })
+  .transform((c): CreditsSetting => ({ remaining: c.remaining, refill: c.refill ?? null }))
+  .openapi({ description: "`null`: unlimited. Each verification spends its `cost`." });
+
+/** The governance members of every create body and of PATCH: optional, `null` clears. */
+export const governanceBodyFields = {
+  enabled: EnabledSchema.optional(),
+  meta: MetaSchema.nullable().optional(),
+  external_id: ExternalIdSchema.nullable().optional(),
+  ip_allowlist: IpAllowlistSchema.nullable().optional(),
+  ratelimits: RateLimitsSchema.nullable().optional(),
+  credits: CreditsSchema.nullable().optional(),
+};
+
+type GovernanceBody = {
+  [K in keyof typeof governanceBodyFields]?: z.output<(typeof governanceBodyFields)[K]>;
+};
+
+/** A parsed body's governance members as the core's input. */
+export const toGovernanceInput = (body: GovernanceBody): GovernanceInput => ({
+  enabled: body.enabled,
+  meta: body.meta,
+  externalId: body.external_id,
+  ipAllowlist: body.ip_allowlist,
+  ratelimits: body.ratelimits,
+  credits: body.credits,
+});
+
+// ---------- on the key object ----------
+
+export const RateLimitOutSchema = z.object({
+  name: z.string(),
+  limit: z.number().int(),
+  duration_ms: z.number().int(),
+});
+
+export const CreditsOutSchema = z
+  .object({
+    remaining: z.number().int(),
+    refill: z
+      .object({
+        interval: z.enum(["daily", "monthly"]),
+        amount: z.number().int(),
+        day: z.number().int().nullable(),
+      })
+      .nullable(),
+  })
+  .openapi("Credits");
+
+/** The governance members of Keygate's key object; unset ones are null. */
+export const governanceKeyFields = {
+  enabled: z.boolean(),
+  meta: z.record(z.string(), z.unknown()).nullable(),
+  external_id: z.string().nullable(),
+  ip_allowlist: z.array(z.string()).nullable(),
+  ratelimits: z.array(RateLimitOutSchema).nullable(),
+  credits: CreditsOutSchema.nullable().openapi({
+    description:
+      "`GET /v1/api-keys/{keyID}` shows the exact `remaining`; lists may show one up to 60 s old.",
+  }),
+};
+
+export interface GovernanceRow {
+  enabled: boolean;
+  meta: Record<string, unknown> | null;
+  externalId: string | null;
+  ipAllowlist: string[] | null;
+  ratelimits: RateLimitRule[] | null;
+  creditsRemaining: number | null;
+  creditsRefill: RefillRule | null;
+}
+
+/** The key object's governance members; `remaining` overrides the stored balance when known. */
+export const toGovernanceFields = (row: GovernanceRow, remaining?: number) => ({
+  enabled: row.enabled,
+  meta: row.meta,
+  external_id: row.externalId,
+  ip_allowlist: row.ipAllowlist,
+  ratelimits:
+    row.ratelimits?.map((r) => ({ name: r.name, limit: r.limit, duration_ms: r.durationMs })) ??
+    null,
+  credits:
+    row.creditsRemaining === null
+      ? null
+      : { remaining: remaining ?? row.creditsRemaining, refill: row.creditsRefill },
+});
