@@ -51,7 +51,13 @@ export interface paths {
         put?: never;
         /**
          * Verify an API key
-         * @description Checks format and checksum, then revocation, expiry, grace, scopes and project. Invalid keys get `valid: false`, a `code`, and no metadata.
+         * @description Checks, in this order, the first failing one answering: `MALFORMED`, `NOT_FOUND`, `REVOKED`, `EXPIRED`, `DISABLED`, `WRONG_PROJECT`, `IP_NOT_ALLOWED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`, `USAGE_EXCEEDED`; else `VALID`. Rate limits and credits are decided together: when one refuses, nothing is spent.
+         *
+         *     `VALID`, `RATE_LIMITED` and `USAGE_EXCEEDED` carry the key's metadata (`reset_at`, `refill_at` say when to come back); every other answer has `valid: false` and no metadata (its governance members are null).
+         *
+         *     Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.
+         *
+         *     No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.
          */
         post: {
             parameters: {
@@ -73,6 +79,24 @@ export interface paths {
                          */
                         required_scopes?: string[];
                         project_id?: string;
+                        /** @description Pin: a key of another organization answers `NOT_FOUND`, as an unknown key. */
+                        organization_id?: string;
+                        /**
+                         * @description The caller's client address, checked against the key's `ip_allowlist`.
+                         * @example 203.0.113.7
+                         */
+                        ip?: string;
+                        /**
+                         * @description Credits to spend and units for each rate limit, 0–1000 (default 1). 0 checks without spending.
+                         * @default 1
+                         */
+                        cost?: number;
+                        /** @description Apply only these of the key's rate limits, each at its own `cost`; default: all of them at `cost`. A name the key does not have is a 400. */
+                        ratelimits?: {
+                            name: string;
+                            /** @description Default: the request's `cost`. */
+                            cost?: number;
+                        }[];
                     };
                 };
             };
@@ -1184,6 +1208,8 @@ export interface paths {
                     cursor?: string;
                     /** @description Project id. */
                     project_id: string;
+                    /** @description Only the keys of this owner. */
+                    external_id?: string;
                 };
                 header?: never;
                 path?: never;
@@ -1291,6 +1317,37 @@ export interface paths {
                         /** @example https://example.com/hooks/keygate */
                         rotation_webhook_url?: string | null;
                         device_name?: string | null;
+                        /** @description A disabled key verifies `DISABLED`; default `true`. */
+                        enabled?: boolean;
+                        /**
+                         * @description A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).
+                         * @example {
+                         *       "plan": "pro"
+                         *     }
+                         */
+                        meta?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description The key's owner in your own system.
+                         * @example user_1234
+                         */
+                        external_id?: string | null;
+                        /**
+                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+                         * @example [
+                         *       "203.0.113.0/24",
+                         *       "2001:db8::/32"
+                         *     ]
+                         */
+                        ip_allowlist?: string[] | null;
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+                        ratelimits?: components["schemas"]["RateLimit"][] | null;
+                        /** @description `null`: unlimited. Each verification spends its `cost`. */
+                        credits?: {
+                            remaining: number;
+                            refill?: components["schemas"]["CreditsRefill"];
+                        } | null;
                     };
                 };
             };
@@ -1402,7 +1459,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an API key */
+        /**
+         * Get an API key
+         * @description `credits.remaining` is the exact live balance.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -1589,7 +1649,7 @@ export interface paths {
         head?: never;
         /**
          * Update an API key
-         * @description Name, scopes, expiry, device name and rotation settings. `null` clears a field.
+         * @description Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance; changing a limit's `limit` or `duration_ms` starts it afresh.
          */
         patch: {
             parameters: {
@@ -1622,6 +1682,37 @@ export interface paths {
                         rotation_interval_days?: number | null;
                         /** @example https://example.com/hooks/keygate */
                         rotation_webhook_url?: string | null;
+                        /** @description A disabled key verifies `DISABLED`; default `true`. */
+                        enabled?: boolean;
+                        /**
+                         * @description A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).
+                         * @example {
+                         *       "plan": "pro"
+                         *     }
+                         */
+                        meta?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description The key's owner in your own system.
+                         * @example user_1234
+                         */
+                        external_id?: string | null;
+                        /**
+                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+                         * @example [
+                         *       "203.0.113.0/24",
+                         *       "2001:db8::/32"
+                         *     ]
+                         */
+                        ip_allowlist?: string[] | null;
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+                        ratelimits?: components["schemas"]["RateLimit"][] | null;
+                        /** @description `null`: unlimited. Each verification spends its `cost`. */
+                        credits?: {
+                            remaining: number;
+                            refill?: components["schemas"]["CreditsRefill"];
+                        } | null;
                     };
                 };
             };
@@ -1718,6 +1809,139 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/v1/api-keys/{keyID}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set, increment or decrement a key's credits
+         * @description Atomic: concurrent operations never lose an update. `decrement` stops at 0, `increment` at 1 000 000 000 000. A key without credits answers 409.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description API key id. */
+                    keyID: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        operation: "set" | "increment" | "decrement";
+                        value: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description The balance after it. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            remaining: number;
+                        };
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the resource's current state. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 64 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/api-keys/{keyID}/rotate": {
@@ -1869,6 +2093,8 @@ export interface paths {
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
                     project_id?: string;
+                    /** @description Only the keys of this owner. */
+                    external_id?: string;
                 };
                 header?: never;
                 path: {
@@ -1981,6 +2207,37 @@ export interface paths {
                          */
                         expires_at?: string | null;
                         device_name?: string | null;
+                        /** @description A disabled key verifies `DISABLED`; default `true`. */
+                        enabled?: boolean;
+                        /**
+                         * @description A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).
+                         * @example {
+                         *       "plan": "pro"
+                         *     }
+                         */
+                        meta?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @description The key's owner in your own system.
+                         * @example user_1234
+                         */
+                        external_id?: string | null;
+                        /**
+                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+                         * @example [
+                         *       "203.0.113.0/24",
+                         *       "2001:db8::/32"
+                         *     ]
+                         */
+                        ip_allowlist?: string[] | null;
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+                        ratelimits?: components["schemas"]["RateLimit"][] | null;
+                        /** @description `null`: unlimited. Each verification spends its `cost`. */
+                        credits?: {
+                            remaining: number;
+                            refill?: components["schemas"]["CreditsRefill"];
+                        } | null;
                     };
                 };
             };
@@ -2226,6 +2483,8 @@ export interface paths {
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
+                    /** @description Only the keys of this owner. */
+                    external_id?: string;
                 };
                 header?: never;
                 path: {
@@ -2701,7 +2960,7 @@ export interface components {
         VerifyResult: {
             valid: boolean;
             /** @enum {string} */
-            code: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "WRONG_PROJECT" | "INSUFFICIENT_SCOPE";
+            code: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "DISABLED" | "WRONG_PROJECT" | "IP_NOT_ALLOWED" | "INSUFFICIENT_SCOPE" | "RATE_LIMITED" | "USAGE_EXCEEDED";
             key_id: string | null;
             organization_id: string | null;
             project_id: string | null;
@@ -2713,6 +2972,32 @@ export interface components {
              */
             expires_at: string | null;
             in_grace: boolean;
+            name: string | null;
+            enabled: boolean | null;
+            meta: {
+                [key: string]: unknown;
+            } | null;
+            external_id: string | null;
+            /** @description After this call's spending; null for keys without credits. */
+            credits: {
+                remaining: number;
+                /**
+                 * Format: date-time
+                 * @example 2019-08-24T14:15:22Z
+                 */
+                refill_at: string | null;
+            } | null;
+            /** @description The limits this call applied, `remaining` after it; null for keys without limits. */
+            ratelimits: {
+                name: string;
+                limit: number;
+                remaining: number;
+                /**
+                 * Format: date-time
+                 * @example 2019-08-24T14:15:22Z
+                 */
+                reset_at: string;
+            }[] | null;
         };
         Problem: {
             type: string;
@@ -2844,7 +3129,41 @@ export interface components {
              */
             next_rotation_at: string | null;
             rotation_webhook_url: string | null;
+            enabled: boolean;
+            meta: {
+                [key: string]: unknown;
+            } | null;
+            external_id: string | null;
+            ip_allowlist: string[] | null;
+            ratelimits: {
+                name: string;
+                limit: number;
+                duration_ms: number;
+            }[] | null;
+            credits: components["schemas"]["Credits"];
         };
+        /** @description `GET /v1/api-keys/{keyID}` shows the exact `remaining`; lists may show one up to 60 s old. */
+        Credits: {
+            remaining: number;
+            refill: {
+                /** @enum {string} */
+                interval: "daily" | "monthly";
+                amount: number;
+                day: number | null;
+            } | null;
+        } | null;
+        RateLimit: {
+            name: string;
+            limit: number;
+            duration_ms: number;
+        };
+        /** @description At 00:00 UTC of each day (daily) or of `day` (monthly, default 1, clamped to the month's length), `remaining` is set to `amount`. */
+        CreditsRefill: {
+            /** @enum {string} */
+            interval: "daily" | "monthly";
+            amount: number;
+            day?: number | null;
+        } | null;
         Rotation: {
             old_key_id: string;
             new_key_id: string;
@@ -2948,6 +3267,37 @@ export interface components {
              */
             expires_at?: string | null;
             is_admin_managed?: boolean;
+            /** @description A disabled key verifies `DISABLED`; default `true`. */
+            enabled?: boolean;
+            /**
+             * @description A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).
+             * @example {
+             *       "plan": "pro"
+             *     }
+             */
+            meta?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description The key's owner in your own system.
+             * @example user_1234
+             */
+            external_id?: string | null;
+            /**
+             * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+             * @example [
+             *       "203.0.113.0/24",
+             *       "2001:db8::/32"
+             *     ]
+             */
+            ip_allowlist?: string[] | null;
+            /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+            ratelimits?: components["schemas"]["RateLimit"][] | null;
+            /** @description `null`: unlimited. Each verification spends its `cost`. */
+            credits?: {
+                remaining: number;
+                refill?: components["schemas"]["CreditsRefill"];
+            } | null;
         };
         RevokeAPIKeyOutputBody: {
             $schema: string;
