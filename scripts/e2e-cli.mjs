@@ -155,58 +155,54 @@ try {
   );
   const foreignKey = JSON.parse(foreign.stdout).key;
   const pinnedOut = await consumer("/protected", bearer(foreignKey));
-  if ("enabled" in verified) {
-    check(
-      pinnedOut.status === 401 && pinnedOut.body.code === "NOT_FOUND",
-      "consumer: another organization's key is NOT_FOUND (binding props pin the tenant)",
-      pinnedOut,
-    );
+  check(
+    pinnedOut.status === 401 && pinnedOut.body.code === "NOT_FOUND",
+    "consumer: another organization's key is NOT_FOUND (binding props pin the tenant)",
+    pinnedOut,
+  );
 
-    // Credits and rate limits (set through the API; the CLI creates plain keys).
-    const withFields = async (fields) => {
-      const response = await fetch(`${server.url}/v1/api-keys`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
-        body: JSON.stringify({ project_id: project.id, name: "governed", ...fields }),
-      });
-      return response.json();
-    };
-    const metered = await withFields({ scopes: ["reports"], credits: { remaining: 7 } });
-    const post = () => consumer("/reports", { method: "POST", ...bearer(metered.key) });
-    const paid = await post();
-    check(
-      paid.status === 200 && paid.body.credits?.remaining === 2,
-      "consumer: POST /reports spends 5 credits",
-      paid,
-    );
-    const broke = await post();
-    check(
-      broke.status === 429 &&
-        broke.body.code === "USAGE_EXCEEDED" &&
-        broke.headers.get("retry-after") === null,
-      "consumer: out of credits (no refill) is a 429 without Retry-After",
-      broke,
-    );
-    const limited = await withFields({
-      scopes: ["read"],
-      ratelimits: [{ name: "burst", limit: 1, duration_ms: 60_000 }],
+  // Credits and rate limits (set through the API; the CLI creates plain keys).
+  const withFields = async (fields) => {
+    const response = await fetch(`${server.url}/v1/api-keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ project_id: project.id, name: "governed", ...fields }),
     });
-    check((await consumer("/protected", bearer(limited.key))).status === 200, "limit: 1st passes");
-    const over = await consumer("/protected", bearer(limited.key));
-    const seconds = Number(over.headers.get("retry-after"));
-    check(
-      over.status === 429 &&
-        over.body.code === "RATE_LIMITED" &&
-        seconds >= 0 &&
-        seconds <= 60 &&
-        over.headers.get("ratelimit-policy") === '"burst";q=1' &&
-        over.headers.get("ratelimit") === `"burst";r=0;t=${seconds}`,
-      "consumer: over the limit is a 429 with Retry-After, RateLimit-Policy and RateLimit",
-      { status: over.status, body: over.body, headers: Object.fromEntries(over.headers) },
-    );
-  } else {
-    log("skip the pin, credit and limit checks: this Keygate has no SPEC Part 2 yet");
-  }
+    return response.json();
+  };
+  const metered = await withFields({ scopes: ["reports"], credits: { remaining: 7 } });
+  const post = () => consumer("/reports", { method: "POST", ...bearer(metered.key) });
+  const paid = await post();
+  check(
+    paid.status === 200 && paid.body.credits?.remaining === 2,
+    "consumer: POST /reports spends 5 credits",
+    paid,
+  );
+  const broke = await post();
+  check(
+    broke.status === 429 &&
+      broke.body.code === "USAGE_EXCEEDED" &&
+      broke.headers.get("retry-after") === null,
+    "consumer: out of credits (no refill) is a 429 without Retry-After",
+    broke,
+  );
+  const limited = await withFields({
+    scopes: ["read"],
+    ratelimits: [{ name: "burst", limit: 1, duration_ms: 60_000 }],
+  });
+  check((await consumer("/protected", bearer(limited.key))).status === 200, "limit: 1st passes");
+  const over = await consumer("/protected", bearer(limited.key));
+  const seconds = Number(over.headers.get("retry-after"));
+  check(
+    over.status === 429 &&
+      over.body.code === "RATE_LIMITED" &&
+      seconds >= 0 &&
+      seconds <= 60 &&
+      over.headers.get("ratelimit-policy") === '"burst";q=1' &&
+      over.headers.get("ratelimit") === `"burst";r=0;t=${seconds}`,
+    "consumer: over the limit is a 429 with Retry-After, RateLimit-Policy and RateLimit",
+    { status: over.status, body: over.body, headers: Object.fromEntries(over.headers) },
+  );
 
   const rotated = await json(["keys", "rotate", created.id]);
   check(rotated.old_key_id === created.id && rotated.key !== created.key, "keys rotate", rotated);
