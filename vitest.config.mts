@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // A fresh Clerk-shaped signing key per run: the Worker verifies with the public half through
 // @clerk/backend, exactly as in production; tests sign session tokens with the private half.
@@ -25,6 +25,9 @@ export default defineConfig(async () => ({
           ENCRYPTION_KEY: randomBytes(32).toString("base64"),
           TEST_CLERK_PRIVATE_KEY: pem(clerk.privateKey, "pkcs8"),
           TEST_OTHER_PRIVATE_KEY: pem(otherClerk.privateKey, "pkcs8"),
+          // Every verification's counts leave at once, so a test that awaits its request has
+          // handed them to the queue (the batching itself is tested with its own window).
+          VERIFICATION_BATCH_MS: "0",
         },
         // A consumer's binding pinned to one organization by props (test/pinning.test.ts),
         // exactly as `[[services]] … [services.props] organization_id = "…"` configures it.
@@ -37,6 +40,8 @@ export default defineConfig(async () => ({
           },
           TEST_KEYGATE: { name: "keygate", entrypoint: "KeyService" },
         },
+        // Deliver queued batches within 50 ms instead of wrangler.toml's 1 s.
+        queueConsumers: { "keygate-verification-events": { maxBatchTimeout: 0.05 } },
       },
     }),
   ],
@@ -48,6 +53,10 @@ export default defineConfig(async () => ({
     },
   },
   test: {
+    // bench/ holds `npm run bench:d1` (statements counted at the D1 binding): not a test.
+    exclude: process.env.BENCH_D1
+      ? configDefaults.exclude
+      : [...configDefaults.exclude, "bench/**"],
     setupFiles: ["./test/apply-migrations.ts"],
     testTimeout: 20_000,
     hookTimeout: 30_000,

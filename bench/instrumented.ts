@@ -4,7 +4,11 @@
 import type { ExecutionContext } from "@cloudflare/workers-types";
 import worker, { KeyService as ShippedKeyService } from "../src/index";
 
-const reads = { kv: 0, d1: 0 };
+// The usage object is Keygate's own class: the binding names it in the bench's config too.
+export { KeyUsage } from "../src/index";
+
+/** Storage reads, and `usage`: KeyUsage objects asked (one per limited verification). */
+const reads = { kv: 0, d1: 0, usage: 0 };
 
 function countD1(db: D1Database): D1Database {
   return new Proxy(db, {
@@ -35,6 +39,20 @@ function countKv(kv: KVNamespace): KVNamespace {
   });
 }
 
+function countUsage(namespace: Env["KEY_USAGE"]): Env["KEY_USAGE"] {
+  return new Proxy(namespace, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      if (property !== "get") return value.bind(target);
+      return (...args: unknown[]) => {
+        reads.usage++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
 // One counted view per env object, so Keygate's per-binding caches (drizzle) stay warm.
 const views = new WeakMap<Env, Env>();
 function counted(env: Env): Env {
@@ -42,10 +60,12 @@ function counted(env: Env): Env {
   if (!view) {
     const db = countD1(env.DB);
     const kv = countKv(env.KEY_CACHE);
+    const usage = countUsage(env.KEY_USAGE);
     view = new Proxy(env, {
       get(target, property, receiver) {
         if (property === "DB") return db;
         if (property === "KEY_CACHE") return kv;
+        if (property === "KEY_USAGE") return usage;
         return Reflect.get(target, property, receiver);
       },
     });

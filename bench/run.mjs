@@ -290,6 +290,7 @@ async function readsPer(base, requests, send) {
   return {
     kv: round((after.kv - before.kv) / requests),
     d1: round((after.d1 - before.d1) / requests),
+    usage: round((after.usage - before.usage) / requests),
   };
 }
 
@@ -466,6 +467,13 @@ async function main() {
     sendEach(COUNT_REQUESTS, () => verifyBody(primed)),
   );
   if (Date.now() - primedAt > MEMORY_TTL_MS) log("  (warm counting outlived the memory TTL)");
+  // The limited key: the same warm path plus its KeyUsage call (counted at the binding).
+  reads.rpcLimited = await readsPer(both.base, COUNT_REQUESTS, () =>
+    sendEach(COUNT_REQUESTS, protectedWith(limitedKey)),
+  );
+  reads.httpLimited = await readsPer(both.base, COUNT_REQUESTS, () =>
+    sendEach(COUNT_REQUESTS, () => verifyBody(limitedKey)),
+  );
   reads.rpcMalformed = await readsPer(both.base, COUNT_REQUESTS, () =>
     sendEach(COUNT_REQUESTS, protectedWith(malformedKey)),
   );
@@ -492,8 +500,20 @@ async function main() {
     ["RPC", "no-op: ping() via consumer", rpc.noop, rpc.noop, null],
     ["RPC", "verify, warm via consumer", rpc.warm, rpc.noop, reads.rpcWarm],
     ["RPC", "verify, malformed via consumer", rpc.malformed, rpc.noop, reads.rpcMalformed],
-    ["HTTP", "verify, warm, 1 limit + credits (KeyUsage)", http.limited, http.noop, null],
-    ["RPC", "verify, warm, 1 limit + credits via consumer", rpc.limited, rpc.noop, null],
+    [
+      "HTTP",
+      "verify, warm, 1 limit + credits (KeyUsage)",
+      http.limited,
+      http.noop,
+      reads.httpLimited,
+    ],
+    [
+      "RPC",
+      "verify, warm, 1 limit + credits via consumer",
+      rpc.limited,
+      rpc.noop,
+      reads.rpcLimited,
+    ],
   ].map(([transport, scenario, row, floor, storage]) => ({
     transport,
     scenario,
@@ -505,6 +525,7 @@ async function main() {
     rps_vs_floor: round(row.rps / floor.rps, 2),
     kv_reads_per_request: storage?.kv ?? null,
     d1_reads_per_request: storage?.d1 ?? null,
+    usage_calls_per_request: storage?.usage ?? null,
   }));
   const targets = [
     ["HTTP warm verify p50 ≤ 1.3× no-op p50", rows[1].p50_vs_floor <= 1.3],
@@ -520,6 +541,13 @@ async function main() {
       [reads.httpMalformed, reads.rpcMalformed].every((r) => r.kv === 0 && r.d1 === 0),
     ],
     // A limited key adds one Durable Object call; the unlimited warm path must not move.
+    [
+      "KeyUsage calls per warm verify: 0 for an unlimited key, 1 for a limited one (HTTP and RPC)",
+      reads.httpWarm.usage === 0 &&
+        reads.rpcWarm.usage === 0 &&
+        reads.httpLimited.usage === 1 &&
+        reads.rpcLimited.usage === 1,
+    ],
     ...limitedTargets(rows, previous),
   ].map(([target, met]) => ({ target, met }));
 
@@ -530,7 +558,8 @@ async function main() {
     `\n${CONNECTIONS} connection(s); ${DURATION} s per scenario in ${ROUNDS} interleaved rounds, ` +
       `after a ${WARMUP} s warm-up; ` +
       `cold and KV rows: ${COLD_KEYS} distinct keys, each verified once per pass. ` +
-      "Reads per request counted at the D1 and KV bindings over separate counting passes " +
+      "Reads per request counted at the D1 and KV bindings (DO/req: KeyUsage objects asked) " +
+      "over separate counting passes " +
       `(${COUNT_REQUESTS} requests; ${COUNT_COLD_KEYS} fresh keys for cold/KV).\n` +
       `Steady state over the timed RPC run: ${reads.steadyRpcWarm.kv} KV and ` +
       `${reads.steadyRpcWarm.d1} D1 reads per warm verify (memory refresh every 10 s, ` +
@@ -574,6 +603,7 @@ function printTable(rows) {
     "req/s ×floor",
     "KV/req",
     "D1/req",
+    "DO/req",
   ];
   const body = rows.map((r) => [
     r.transport,
@@ -585,6 +615,7 @@ function printTable(rows) {
     r.rps_vs_floor.toFixed(2),
     r.kv_reads_per_request === null ? "–" : String(r.kv_reads_per_request),
     r.d1_reads_per_request === null ? "–" : String(r.d1_reads_per_request),
+    r.usage_calls_per_request === null ? "–" : String(r.usage_calls_per_request),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells) =>

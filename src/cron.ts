@@ -1,5 +1,6 @@
 import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
 import { createCore } from "./context";
+import { applyRetention } from "./core/analytics/retention";
 import type { Core } from "./core/context";
 import { isDomainError, loggable } from "./core/errors";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
@@ -86,7 +87,8 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
 }
 
 /**
- * One cron, three jobs; "now" is the controller's scheduledTime so runs are reproducible.
+ * One cron, four jobs (rotation, webhook delivery, grace sweep, analytics retention); "now"
+ * is the controller's scheduledTime so runs are reproducible.
  * The jobs are independent: one that fails does not stop the others, and the run still
  * fails afterwards so the error is reported.
  */
@@ -110,9 +112,10 @@ export async function runScheduled(
   const rotated = await run(() => rotateDueKeys(core), 0);
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
+  const retention = await run(() => applyRetention(core), { folded: 0, deleted: 0, forgotten: 0 });
   if (failures.length > 0) {
     for (const failure of failures) console.error("scheduled job failed:", loggable(failure));
     throw new AggregateError(failures, "Scheduled run failed.");
   }
-  return { rotated, ...delivered, swept };
+  return { rotated, ...delivered, swept, retention };
 }

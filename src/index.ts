@@ -1,5 +1,6 @@
 import { runScheduled } from "./cron";
 import { createApp } from "./http/app";
+import { runQueue } from "./queue";
 
 export { KeyUsage } from "./durable/key-usage";
 export type { VerifyCode, VerifyOptions, VerifyResult } from "./rpc/key-service";
@@ -11,5 +12,8 @@ export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
     await runScheduled(controller, env, ctx);
+  },
+  async queue(batch, env, ctx) {
+    await runQueue(batch, env, ctx);
   },
 } satisfies ExportedHandler<Env>;

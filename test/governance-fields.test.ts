@@ -42,6 +42,8 @@ describe("meta", () => {
   it("must be an object", () => {
     for (const meta of [[], "x", 1, true]) expect(paths({ meta })).toEqual(["meta"]);
     expect(parse({ meta: null }).data).toEqual({ meta: null });
+    // Unset fields are null, never {}.
+    expect(parse({ meta: {} }).data).toEqual({ meta: null });
   });
 
   it("keeps a __proto__ member as data", () => {

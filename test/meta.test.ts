@@ -21,6 +21,8 @@ const EXPECTED_OPERATIONS = [
   "patch /v1/api-keys/{keyID}",
   "delete /v1/api-keys/{keyID}",
   "post /v1/api-keys/{keyID}/rotate",
+  "get /v1/api-keys/{keyID}/verifications",
+  "get /v1/projects/{id}/verifications",
   "get /v1/organizations/{orgID}/api-keys",
   "post /v1/organizations/{orgID}/api-keys",
   "delete /v1/organizations/{orgID}/api-keys/{keyID}",

@@ -193,7 +193,17 @@ describe("verifier keys on HTTP verify", () => {
       enabled: false,
     });
     const unknown = (await generateKey("capy", "live")).plaintext;
-    for (const verifier of [noScope, revoked.key, disabled.key, unknown, "not-a-key", a.admin]) {
+    const noOrg = await sessionToken({ org: null });
+    const forged = `${a.admin.slice(0, -4)}AAAA`;
+    for (const verifier of [
+      noScope,
+      revoked.key,
+      disabled.key,
+      unknown,
+      "not-a-key",
+      noOrg,
+      forged,
+    ]) {
       const answer = await verifyAs(verifier, key);
       expect(answer.status, verifier.slice(0, 12)).toBe(401);
       expect(answer.headers.get("www-authenticate")).toBe("Bearer");
@@ -203,6 +213,13 @@ describe("verifier keys on HTTP verify", () => {
       body: { key },
     });
     expect(garbled.status).toBe(401);
+  });
+
+  it("a Clerk session pins to its active organization", async () => {
+    const mine = (await newKey(a.admin, a.project.id)).key;
+    const foreign = (await newKey(b.admin, b.project.id)).key;
+    expect((await verifyAs(a.member, mine)).body.code).toBe("VALID");
+    expect((await verifyAs(a.member, foreign)).body).toEqual(rejectedResult("NOT_FOUND"));
   });
 
   it("a verifier key with credits spends none by verifying others", async () => {

@@ -1,6 +1,6 @@
 import { verifyToken } from "@clerk/backend";
 import type { Core } from "./context";
-import { forbidden, unauthorized } from "./errors";
+import { forbidden, isDomainError, unauthorized } from "./errors";
 import { looksLikeKey } from "./key-material";
 import { hasScope, type Principal } from "./principal";
 import { type VerifyPin, verifyKey } from "./verify";
@@ -31,15 +31,25 @@ export async function authenticate(
 }
 
 /**
- * HTTP verify's optional credential: a Keygate key holding `keys:verify` (a verifier key).
- * Its answers are pinned to the verifier's organization, and to its project when it has one.
- * Anything else in the header (a bad or dead key, a key without the scope, a session token)
- * is a 401: a caller who meant to pin must never get unpinned answers.
+ * HTTP verify's optional credential, which pins its answers to a tenant: a Keygate key holding
+ * `keys:verify` (a verifier key) pins to its organization, and to its project when it has
+ * one; a Clerk session (the dashboard's, or a token pasted into /docs) to its active
+ * organization. Anything else in the header (a bad or dead key, a key without the scope, a
+ * bad session) is a 401: a caller who meant to pin never gets unpinned answers.
  */
 export async function authenticateVerifier(core: Core, authorization: string): Promise<VerifyPin> {
   const token = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
-  if (!token || !looksLikeKey(token)) {
+  if (!token) {
     throw unauthorized("A verifier credential is a Keygate API key with the keys:verify scope.");
+  }
+  if (!looksLikeKey(token)) {
+    try {
+      return { organizationId: (await authenticateSession(core, token)).organizationId };
+    } catch (error) {
+      // No active organization is nothing to pin to: as bad a credential as any other.
+      if (isDomainError(error, "forbidden")) throw unauthorized(error.message);
+      throw error;
+    }
   }
   const { result, record } = await verifyKey(core, token, {}, { spend: false });
   if (!result.valid || !record) {

@@ -1,4 +1,11 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import {
+  index,
+  integer,
+  primaryKey,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
 import type { KeyMeta, RateLimitRule, RefillRule } from "../core/governance";
 
 // The enums, in one place: the columns carry them, and the wire schemas derive theirs from
@@ -151,8 +158,48 @@ export const webhookDeliveries = sqliteTable(
   ],
 );
 
+/** The stored resolutions: minute rows for 7 days, then folded into hour rows for 400 days. */
+export const COUNT_GRANULARITIES = ["minute", "hour"] as const;
+
+// Verifications per key, per UTC minute (or hour, once folded), per code. Added into by the
+// queue consumer (`count = count + excluded.count`); a verification lives in exactly one row.
+export const verificationCounts = sqliteTable(
+  "verification_counts",
+  {
+    organizationId: text("organization_id").notNull(),
+    // null for an org-scoped key: it appears only in its own key's analytics.
+    projectId: text("project_id"),
+    keyId: text("key_id").notNull(),
+    granularity: text("granularity", { enum: COUNT_GRANULARITIES }).notNull(),
+    bucketStart: integer("bucket_start").notNull(),
+    code: text("code").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.keyId, t.granularity, t.bucketStart, t.code] }),
+    index("verification_counts_project").on(
+      t.organizationId,
+      t.projectId,
+      t.granularity,
+      t.bucketStart,
+    ),
+    index("verification_counts_age").on(t.granularity, t.bucketStart),
+  ],
+);
+
+// Queue messages already added into verification_counts, so a redelivery counts once.
+export const verificationBatches = sqliteTable(
+  "verification_batches",
+  {
+    id: text("id").primaryKey(),
+    processedAt: integer("processed_at").notNull(),
+  },
+  (t) => [index("verification_batches_processed_at").on(t.processedAt)],
+);
+
 export type ProjectRow = typeof projects.$inferSelect;
 export type EnvironmentRow = typeof environments.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type VerificationCountRow = typeof verificationCounts.$inferSelect;

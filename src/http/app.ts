@@ -6,6 +6,7 @@ import { registerMeta } from "../routes/meta";
 import { registerOrgApiKeys } from "../routes/org-api-keys";
 import { registerProjectKeys } from "../routes/project-keys";
 import { registerProjects } from "../routes/projects";
+import { registerVerifications } from "../routes/verifications";
 import { registerVerify } from "../routes/verify";
 import { bodyGuard } from "./body";
 import { crossOrigin } from "./cors";
@@ -30,6 +31,7 @@ export function createApp() {
   registerOrgApiKeys(app);
   registerProjectKeys(app);
   registerAudit(app);
+  registerVerifications(app);
 
   // Both seeds' scheme names: any route takes either credential (SPEC "Authentication").
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

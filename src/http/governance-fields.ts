@@ -35,7 +35,8 @@ export const MetaSchema = z
       ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_BYTES} bytes as JSON` });
     }
   })
-  .transform((meta) => meta as KeyMeta)
+  // An empty object is no metadata: unset fields are null, never {}.
+  .transform((meta) => (Object.keys(meta as KeyMeta).length === 0 ? null : (meta as KeyMeta)))
   .openapi({
     type: "object",
     additionalProperties: {},

@@ -2,7 +2,7 @@
 // verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
-import { VERIFY_CODES, VerifyOptionsSchema, verifyKey } from "../core/verify";
+import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
 import { InstantSchema } from "../http/fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
@@ -56,7 +56,7 @@ const route = createRoute({
     "Checks, in this order, the first failing one answering: `MALFORMED`, `NOT_FOUND`, `REVOKED`, `EXPIRED`, `DISABLED`, `WRONG_PROJECT`, `IP_NOT_ALLOWED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`, `USAGE_EXCEEDED`; else `VALID`. Rate limits and credits are decided together: when one refuses, nothing is spent.",
     "`VALID`, `RATE_LIMITED` and `USAGE_EXCEEDED` carry the key's metadata (`reset_at`, `refill_at` say when to come back); every other answer has `valid: false` and no metadata (its governance members are null).",
     "Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.",
-    "No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.",
+    "No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A Clerk session token pins to its active organization likewise. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.",
   ].join("\n\n"),
   security: optionalBearer,
   request: {
@@ -90,7 +90,7 @@ export function registerVerify(app: OpenAPIHono<AppEnv>) {
       authorization === undefined
         ? undefined
         : await authenticateVerifier(c.var.core, authorization);
-    const { result } = await verifyKey(
+    const { result } = await verifyAndCount(
       c.var.core,
       body.key,
       {

@@ -6,7 +6,7 @@ import {
   VerifyOptionsSchema,
   type VerifyPin,
   type VerifyResult,
-  verifyKey,
+  verifyAndCount,
 } from "../core/verify";
 
 // Consumers import their types from this one module:
@@ -59,7 +59,7 @@ export class KeyService extends WorkerEntrypoint<Env, KeyServiceProps> {
     const parsed = parseOptions(options);
     const core = createCore(this.env, this.ctx);
     try {
-      const { result } = await verifyKey(core, key, parsed, { pin });
+      const { result } = await verifyAndCount(core, key, parsed, { pin });
       return result;
     } catch (error) {
       // The RPC door's mapping of a domain error: bad input is a TypeError (HTTP's 400),

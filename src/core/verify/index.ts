@@ -1,7 +1,7 @@
 export { type KeyRecord, memoryCache, publishKey } from "./cache";
+export { verifyAndCount } from "./count";
 export { type VerifyOptions, VerifyOptionsSchema, type VerifyPin } from "./options";
 export {
-  LAST_USED_INTERVAL_MS,
   VERIFY_CODES,
   type VerifyCode,
   type VerifyContext,

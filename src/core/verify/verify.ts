@@ -1,4 +1,4 @@
-import { and, eq, isNull, lte, or } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { apiKeys, projects } from "../../db/schema";
 import type { SpendResult } from "../../durable/key-usage";
 import type { Core } from "../context";
@@ -113,9 +113,6 @@ function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
   };
 }
 
-/** Last-used stamps are written at most once a minute per key. */
-export const LAST_USED_INTERVAL_MS = 60_000;
-
 export interface VerifyContext {
   /** Set by the door (binding props, a verifier key): a call's options cannot widen it. */
   pin?: VerifyPin | undefined;
@@ -156,7 +153,6 @@ export async function verifyKey(
     usage = await spendUsage(core, record, limits, options.cost ?? 1, now);
   }
   const result = answered(record, usage);
-  if (result.valid) stampLastUsed(core, record, now);
   return { result, record };
 }
 
@@ -307,35 +303,4 @@ async function projectOwner(core: Core, projectId: string): Promise<string | nul
     projectOwners.delete(projectOwners.keys().next().value as string);
   }
   return owner;
-}
-
-// Per-isolate memory of the last stamp, so a hot key costs one D1 write a minute at most.
-const lastStamped = new Map<string, number>();
-const LAST_STAMPED_CAPACITY = 10_000;
-
-/** After the response: `last_used_at`, at most once a minute per key. */
-function stampLastUsed(core: Core, record: KeyRecord, now: number): void {
-  const previous = Math.max(lastStamped.get(record.id) ?? 0, record.lastUsedAt ?? 0);
-  if (now - previous < LAST_USED_INTERVAL_MS) return;
-  lastStamped.set(record.id, now);
-  if (lastStamped.size > LAST_STAMPED_CAPACITY) {
-    lastStamped.delete(lastStamped.keys().next().value as string);
-  }
-  // Conditional, so isolates racing on the same key still write at most once a minute.
-  // Async, so even a binding that throws at once cannot fail the verdict.
-  core.waitUntil(
-    (async () => {
-      await core.db
-        .update(apiKeys)
-        .set({ lastUsedAt: now })
-        .where(
-          and(
-            eq(apiKeys.id, record.id),
-            eq(apiKeys.organizationId, record.organizationId),
-            or(isNull(apiKeys.lastUsedAt), lte(apiKeys.lastUsedAt, now - LAST_USED_INTERVAL_MS)),
-          ),
-        )
-        .run();
-    })(),
-  );
 }
