@@ -57,7 +57,7 @@ export interface paths {
          *
          *     Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.
          *
-         *     No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.
+         *     No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A Clerk session token pins to its active organization likewise. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.
          */
         post: {
             parameters: {
@@ -2953,6 +2953,211 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api-keys/{keyID}/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verifications of one API key
+         * @description Verifications of genuine keys (every code but MALFORMED and NOT_FOUND) over HTTP verify and RPC, per UTC bucket and code. Buckets are in time order; empty ones are omitted. At most 1000 buckets fit in the range (400 beyond). Counts arrive within about 10 s. Needs `keys:read` (or a Clerk user of the organization).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. */
+                    start?: string;
+                    /** @description Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future. */
+                    end?: string;
+                    /** @description Bucket size (default `hour`). Minute buckets are kept 7 days. */
+                    granularity?: "minute" | "hour" | "day";
+                };
+                header?: never;
+                path: {
+                    /** @description API key id. */
+                    keyID: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Counts. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["KeyVerifications"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verifications of a project's keys
+         * @description Verifications of genuine keys (every code but MALFORMED and NOT_FOUND) over HTTP verify and RPC, per UTC bucket and code. Buckets are in time order; empty ones are omitted. At most 1000 buckets fit in the range (400 beyond). Counts arrive within about 10 s. Counts the project's keys (org-scoped keys appear only in their own key's analytics), plus the ten busiest keys. Needs `keys:read` (or a Clerk user of the organization).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. */
+                    start?: string;
+                    /** @description Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future. */
+                    end?: string;
+                    /** @description Bucket size (default `hour`). Minute buckets are kept 7 days. */
+                    granularity?: "minute" | "hour" | "day";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Counts. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ProjectVerifications"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3325,6 +3530,36 @@ export interface components {
              * @example 2019-08-24T14:15:22Z
              */
             created_at: string;
+        };
+        KeyVerifications: {
+            key_id: string;
+            /** @enum {string} */
+            granularity: "minute" | "hour" | "day";
+            buckets: components["schemas"]["VerificationBucket"][];
+        };
+        VerificationBucket: {
+            /**
+             * Format: date-time
+             * @example 2019-08-24T14:15:22Z
+             */
+            start: string;
+            total: number;
+            /** @description Verifications per code; codes with none are omitted. */
+            counts: {
+                [key: string]: number;
+            };
+        };
+        ProjectVerifications: {
+            project_id: string;
+            /** @enum {string} */
+            granularity: "minute" | "hour" | "day";
+            buckets: components["schemas"]["VerificationBucket"][];
+            /** @description At most 10: the busiest keys over the range, ties by key_id. */
+            top_keys: {
+                key_id: string;
+                name: string;
+                total: number;
+            }[];
         };
     };
     responses: never;

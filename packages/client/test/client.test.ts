@@ -44,7 +44,7 @@ describe("createKeygateClient", () => {
     const one = await keygate.GET("/v1/api-keys/{keyID}", { params: { path: { keyID: keyId } } });
     expect(one.data).toMatchObject({ id: keyId, name: "CI", scopes: ["deploy"], is_active: true });
 
-    // Verify takes no management credential (an Authorization header there is a verifier key).
+    // Unpinned: on verify, a bearer token is a verifier credential.
     const verifier = createKeygateClient({ url: BASE, fetch: keygateFetch });
     const verified = await verifier.POST("/v1/keys/verify", {
       body: { key: created.data?.key as string, required_scopes: ["deploy"] },
