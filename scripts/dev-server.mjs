@@ -1,7 +1,7 @@
 // A throwaway `wrangler dev` for scripts (browser check, soak): its own free loopback port,
 // its own persistence directory with the migrations applied, and a stop() that ends it.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
@@ -37,8 +37,8 @@ export function freePort() {
  * binding never reaches someone else's `wrangler dev`.
  */
 export async function startDevServer({ log = () => {}, configs = [] } = {}) {
-  if (!existsSync(".dev.vars"))
-    execFileSync(process.execPath, ["scripts/setup-dev.mjs"], { stdio: "inherit" });
+  // Idempotent: writes .dev.vars when missing, adds the dashboard's dev sign-in when absent.
+  execFileSync(process.execPath, ["scripts/setup-dev.mjs"], { stdio: "inherit" });
   const persistTo = mkdtempSync(join(tmpdir(), "keygate-dev-"));
   const env = { ...ENV, WRANGLER_REGISTRY_PATH: join(persistTo, "registry") };
   execFileSync(

@@ -1,5 +1,6 @@
 import { createCore } from "../context";
 import { loggable } from "../core/errors";
+import { createDashboard } from "../dashboard/app";
 import { registerApiKeys } from "../routes/api-keys";
 import { registerAudit } from "../routes/audit";
 import { registerMeta } from "../routes/meta";
@@ -16,6 +17,9 @@ import { createRouter } from "./router";
 /** The HTTP door: middleware, routes, the OpenAPI document, and the one error handler. */
 export function createApp() {
   const app = createRouter();
+
+  // First: the dashboard has its own session, CSRF, headers and error pages (forms, not JSON).
+  app.route("/dashboard", createDashboard());
 
   app.use(crossOrigin);
   app.use(async (c, next) => {

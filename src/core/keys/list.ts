@@ -1,21 +1,27 @@
-import { and, eq, type SQL } from "drizzle-orm";
+import { and, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { apiKeys } from "../../db/schema";
 import type { Core } from "../context";
 import { listPage, type PageRequest } from "../pagination";
-import { type Principal, requireOrganization, requireScope } from "../principal";
+import {
+  type Principal,
+  reachesOrganization,
+  requireOrganization,
+  requireScope,
+} from "../principal";
 import { findProject } from "../projects";
 
 export interface KeyFilter {
   /** The organization a surface's path names; another than the caller's is a 404. */
   organizationId?: string | undefined;
-  projectId?: string | undefined;
+  /** One project's keys, or with `null` the org-scoped keys only. */
+  projectId?: string | null | undefined;
   /** The owner in the customer's own system (`?external_id=`). */
   externalId?: string | undefined;
 }
 
 /**
  * Keys of the organization the caller reaches, oldest first. `projectId` narrows to one
- * project; a project-scoped API key only ever sees its own project.
+ * project, or to the org-scoped keys; a project-scoped API key only ever sees its own project.
  */
 export async function listKeys(
   core: Core,
@@ -26,7 +32,9 @@ export async function listKeys(
   if (filter.organizationId !== undefined) requireOrganization(principal, filter.organizationId);
   requireScope(principal, "keys:read");
   let scope: SQL | undefined;
-  if (filter.projectId !== undefined) {
+  if (filter.projectId === null) {
+    scope = reachesOrganization(principal) ? isNull(apiKeys.projectId) : sql`0`;
+  } else if (filter.projectId !== undefined) {
     const project = await findProject(core, principal, filter.projectId);
     scope = eq(apiKeys.projectId, project.id);
   } else if (principal.type === "api_key" && principal.projectId !== null) {
@@ -35,14 +43,15 @@ export async function listKeys(
   if (filter.externalId !== undefined) {
     scope = and(scope, eq(apiKeys.externalId, filter.externalId));
   }
+  const projectFilter = filter.projectId === null ? "(organization)" : filter.projectId;
   const list = {
     kind: "api_keys",
     organizationId: principal.organizationId,
     // A cursor opens only on the list with the same filters.
     filter:
       filter.externalId === undefined
-        ? filter.projectId
-        : JSON.stringify([filter.projectId ?? null, filter.externalId]),
+        ? projectFilter
+        : JSON.stringify([projectFilter ?? null, filter.externalId]),
   };
   return listPage(core, apiKeys, list, scope, page, "oldest");
 }
