@@ -32,18 +32,27 @@ export default defineConfig(async () => ({
         },
         // A consumer's binding pinned to one organization by props (test/pinning.test.ts),
         // exactly as `[[services]] … [services.props] organization_id = "…"` configures it.
+        // TEST_KEYGATE: the same entrypoint without a pin (packages/hono tests).
         serviceBindings: {
           KEYGATE_PINNED: {
             name: "keygate",
             entrypoint: "KeyService",
             props: { organization_id: "org_pinned" },
           },
+          TEST_KEYGATE: { name: "keygate", entrypoint: "KeyService" },
         },
         // Deliver queued batches within 50 ms instead of wrangler.toml's 1 s.
         queueConsumers: { "keygate-verification-events": { maxBatchTimeout: 0.05 } },
       },
     }),
   ],
+  // Tests use the packages' sources; consumers get their built dist/.
+  resolve: {
+    alias: {
+      "@keygate/hono": new URL("./packages/hono/src/index.ts", import.meta.url).pathname,
+      "@keygate/client": new URL("./packages/client/src/index.ts", import.meta.url).pathname,
+    },
+  },
   test: {
     // bench/ holds `npm run bench:d1` (statements counted at the D1 binding): not a test.
     exclude: process.env.BENCH_D1

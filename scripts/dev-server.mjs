@@ -31,15 +31,21 @@ export function freePort() {
   });
 }
 
-export async function startDevServer({ log = () => {} } = {}) {
+/**
+ * `configs`: wrangler configs to run together, the first one primary (e.g. the example
+ * consumer, then Keygate); default Keygate alone. A private dev registry, so a service
+ * binding never reaches someone else's `wrangler dev`.
+ */
+export async function startDevServer({ log = () => {}, configs = [] } = {}) {
   // Idempotent: writes .dev.vars when missing, adds the dashboard's dev sign-in when absent.
   execFileSync(process.execPath, ["scripts/setup-dev.mjs"], { stdio: "inherit" });
   const persistTo = mkdtempSync(join(tmpdir(), "keygate-dev-"));
+  const env = { ...ENV, WRANGLER_REGISTRY_PATH: join(persistTo, "registry") };
   execFileSync(
     WRANGLER,
     ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo],
     {
-      env: ENV,
+      env,
       stdio: ["ignore", "ignore", "inherit"],
     },
   );
@@ -49,6 +55,7 @@ export async function startDevServer({ log = () => {} } = {}) {
     WRANGLER,
     [
       "dev",
+      ...configs.flatMap((config) => ["-c", config]),
       "--ip",
       "127.0.0.1",
       "--port",
@@ -62,7 +69,7 @@ export async function startDevServer({ log = () => {} } = {}) {
       "--test-scheduled",
     ],
     // Its own process group, so stop() ends wrangler and the workerd it starts.
-    { env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+    { env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
   const collect = (chunk) => {

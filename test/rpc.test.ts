@@ -1,8 +1,8 @@
 // KeyService over a real service binding (exports.KeyService is a loopback binding to the
-// named entrypoint): the same verdicts as HTTP, fail-closed, and the example consumer on top.
+// named entrypoint): the same verdicts as HTTP, fail-closed. (The example consumer on top:
+// test/example-consumer.test.ts.)
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import consumer, { type Env as ConsumerEnv } from "../examples/consumer/src/index";
 import { generateKey } from "../src/core/key-material";
 import { memoryCache } from "../src/core/verify";
 import { breakD1, breakKv, storageDuring } from "./bindings";
@@ -176,62 +176,5 @@ describe("KeyService over a service binding", () => {
       exports.KeyService.verify(keys.project, { requiredScopes: ["has space"] }),
     );
     expect(badScope.message).toMatch(/requiredScopes/);
-  });
-});
-
-describe("the example consumer (examples/consumer)", () => {
-  const consumerEnv = {
-    KEYGATE: exports.KeyService,
-    REQUIRED_SCOPE: "read",
-  } as unknown as ConsumerEnv;
-  const get = async (path: string, key?: string) => {
-    const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
-    const request = new Request(`http://consumer.test${path}`, { headers });
-    const response = await consumer.fetch(
-      request as Request<unknown, IncomingRequestCfProperties>,
-      consumerEnv,
-    );
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
-
-  it("lets a key with the required scope through /protected", async () => {
-    const { a, keys } = await fixtures();
-    const ok = await get("/protected", keys.project);
-    expect(ok.status).toBe(200);
-    expect(ok.body).toMatchObject({
-      ok: true,
-      organization_id: a.org,
-      scopes: ["read", "billing:*"],
-    });
-    expect((await get(`/protected?project_id=${a.project.id}`, keys.project)).status).toBe(200);
-  });
-
-  it("answers 401 without a good key and 403 without the scope or project", async () => {
-    const { b, keys } = await fixtures();
-    expect((await get("/protected")).status).toBe(401);
-    expect(await get("/protected", keys.malformed)).toMatchObject({
-      status: 401,
-      body: { code: "MALFORMED" },
-    });
-    expect((await get("/protected", keys.revoked)).body.code).toBe("REVOKED");
-    expect((await get(`/protected?project_id=${b.project.id}`, keys.project)).status).toBe(403);
-    const { admin, project } = await newOrg();
-    const writer = await newKey(admin, project.id, { scopes: ["write"] });
-    expect(await get("/protected", writer.key)).toMatchObject({
-      status: 403,
-      body: { code: "INSUFFICIENT_SCOPE" },
-    });
-  });
-
-  it("fails closed with 503 when Keygate cannot verify", async () => {
-    const { admin, project } = await newOrg();
-    const key = await newKey(admin, project.id, { scopes: ["read"] });
-    breakStorage();
-    vi.spyOn(console, "error").mockImplementation(() => undefined);
-    expect((await get("/protected", key.key)).status).toBe(503);
-  });
-
-  it("has a no-op RPC route", async () => {
-    expect(await get("/noop")).toEqual({ status: 200, body: { ok: "pong" } });
   });
 });

@@ -21,6 +21,8 @@ export interface Actor {
   principal: Principal;
   ip: string | null;
   userAgent: string | null;
+  /** The `Keygate-Client` request header: "cli" for the keygate CLI (keys get `source: "cli"`). */
+  client?: "cli" | null;
 }
 
 export const MANAGEMENT_SCOPES = [

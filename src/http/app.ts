@@ -61,7 +61,10 @@ export function createApp() {
       title: "Keygate API",
       version: "1.0.0",
       description:
-        "Issue, list, revoke, rotate and verify API keys for organizations and projects. Any path answers a method it does not take with 405 and `Allow` (components.responses.MethodNotAllowed).",
+        "Issue, list, revoke, rotate and verify API keys for organizations and projects. Any path answers a method it does not take with 405 and `Allow` (components.responses.MethodNotAllowed).\n\n" +
+        "Clients may name themselves in the `Keygate-Client` request header: with `Keygate-Client: cli` " +
+        '(what the `keygate` CLI sends), keys created by the request get `source: "cli"` ' +
+        'instead of `"dashboard"` (a Clerk session) or `"api"` (an API key).',
     },
     servers: [{ url: new URL(c.req.url).origin, description: "This Keygate" }],
     security: [{ bearerAuth: [] }],

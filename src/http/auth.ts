@@ -13,6 +13,7 @@ export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
     // Bounded like the user agent: off Cloudflare (local dev) these headers are the client's.
     ip: (c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip"))?.slice(0, 64) ?? null,
     userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+    client: c.req.header("keygate-client")?.trim().toLowerCase() === "cli" ? "cli" : null,
   });
   await next();
 };

@@ -1,68 +1,52 @@
-// An example consumer: a Worker of yours whose routes are guarded by Keygate keys, verified
-// through a service binding to Keygate's `KeyService` entrypoint (RPC, no HTTP round trip).
-import type { KeyService, VerifyResult } from "../../../src/rpc/key-service";
+// An example consumer: a Worker of yours whose routes are guarded by Keygate keys with
+// @keygate/hono, verified through a service binding to Keygate's `KeyService` entrypoint (RPC,
+// no HTTP round trip), pinned to one organization by the binding's props (wrangler.toml).
+import { type KeygateBinding, keygate } from "@keygate/hono";
+import { Hono } from "hono";
 
 export interface Env {
-  KEYGATE: Service<KeyService>;
+  KEYGATE: KeygateBinding & { ping(): Promise<"pong"> };
   /** Keygate's HTTP API: local development only (see wrangler.toml). */
   KEYGATE_API?: Fetcher;
-  REQUIRED_SCOPE?: string;
 }
 
-const FORBIDDEN_CODES = new Set<VerifyResult["code"]>(["INSUFFICIENT_SCOPE", "WRONG_PROJECT"]);
+const app = new Hono<{ Bindings: Env }>();
 
-/** GET /protected with `Authorization: Bearer <key>`; `?project_id=` also checks the project. */
-async function protectedRoute(request: Request, env: Env, url: URL): Promise<Response> {
-  const match = /^Bearer[ ]+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
-  if (!match) {
-    return Response.json(
-      { error: "Send your API key as `Authorization: Bearer <key>`." },
-      { status: 401, headers: { "www-authenticate": "Bearer" } },
-    );
-  }
-  let result: VerifyResult;
-  try {
-    result = await env.KEYGATE.verify(match[1] as string, {
-      requiredScopes: env.REQUIRED_SCOPE ? [env.REQUIRED_SCOPE] : [],
-      projectId: url.searchParams.get("project_id") ?? undefined,
+// Needs a key with scope `read`; `?project_id=` also requires the key to reach that project.
+app.get(
+  "/protected",
+  keygate({
+    binding: "KEYGATE",
+    requiredScopes: ["read"],
+    projectId: (c) => c.req.query("project_id"),
+  }),
+  (c) => {
+    const key = c.var.apiKey;
+    return c.json({
+      ok: true,
+      key_id: key.key_id,
+      organization_id: key.organization_id,
+      scopes: key.scopes,
     });
-  } catch {
-    // Keygate could not reach its storage and had nothing cached: fail closed.
-    return Response.json(
-      { error: "Key verification is unavailable; try again shortly." },
-      { status: 503, headers: { "retry-after": "1" } },
-    );
-  }
-  if (!result.valid) {
-    const status = FORBIDDEN_CODES.has(result.code) ? 403 : 401;
-    return Response.json(
-      { error: `The API key was rejected (${result.code}).`, code: result.code },
-      { status, headers: status === 401 ? { "www-authenticate": "Bearer" } : {} },
-    );
-  }
-  return Response.json({
-    ok: true,
-    key_id: result.key_id,
-    organization_id: result.organization_id,
-    scopes: result.scopes,
-  });
-}
+  },
+);
+
+// Spends 5 of the key's credits per call (and 5 units of each of its rate limits); a key
+// without credits is unlimited. Out of credits: 429.
+app.post("/reports", keygate({ binding: "KEYGATE", requiredScopes: ["reports"], cost: 5 }), (c) =>
+  c.json({ ok: true, key_id: c.var.apiKey.key_id, credits: c.var.apiKey.credits }),
+);
+
+// The same binding, a method that does nothing: the floor for the benchmark.
+app.get("/noop", async (c) => c.json({ ok: await c.env.KEYGATE.ping() }));
+
+// Local development: every other path goes to Keygate's HTTP API, so one port serves both.
+app.all("*", (c) =>
+  c.env.KEYGATE_API ? c.env.KEYGATE_API.fetch(c.req.raw) : c.json({ error: "Not found." }, 404),
+);
 
 export default {
-  async fetch(request, env) {
-    const url = new URL(request.url);
-    if (request.method === "GET") {
-      switch (url.pathname) {
-        case "/protected":
-          return protectedRoute(request, env, url);
-        // The same binding, a method that does nothing: the floor for the benchmark.
-        case "/noop":
-          return Response.json({ ok: await env.KEYGATE.ping() });
-      }
-    }
-    if (env.KEYGATE_API) return env.KEYGATE_API.fetch(request);
-    return Response.json({ error: "Not found." }, { status: 404 });
-  },
+  fetch: app.fetch,
 
   // Local development: `wrangler dev` delivers cron runs (`/cdn-cgi/local/scheduled`) to the
   // first config, this consumer; hand them to Keygate, whose jobs they are.

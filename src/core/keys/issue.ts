@@ -83,7 +83,7 @@ export async function createKey(core: Core, actor: Actor, input: CreateKeyInput)
         keyHash: material.hash,
         keyPrefix: material.displayPrefix,
         scopes: input.scopes,
-        source: input.source ?? sourceOf(principal),
+        source: input.source ?? sourceOf(principal, actor.client),
         createdByUserId: actorId(principal),
         deviceName: input.deviceName ?? null,
         isAdminManaged: input.isAdminManaged ?? false,

@@ -24,8 +24,9 @@ export const isActive = (key: ApiKeyRow, now: number) => key.enabled && isLive(k
 export const nextRotationAt = (intervalDays: number | null, now: number) =>
   intervalDays === null ? null : now + intervalDays * DAY_MS;
 
-/** What a key's `source` says of who made it. */
-export function sourceOf(principal: Principal): KeySource {
+/** What a key's `source` says of who made it (and with what: the CLI says so in a header). */
+export function sourceOf(principal: Principal, client?: "cli" | null): KeySource {
+  if (client === "cli" && principal.type !== "system") return "cli";
   switch (principal.type) {
     case "user":
       return "dashboard";
