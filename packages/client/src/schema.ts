@@ -55,7 +55,7 @@ export interface paths {
          *
          *     `VALID`, `RATE_LIMITED` and `USAGE_EXCEEDED` carry the key's metadata (`reset_at`, `refill_at` say when to come back); every other answer has `valid: false` and no metadata (its governance members are null).
          *
-         *     Verify always answers 200 with its verdict: it is a question, not the protected resource. Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.
+         *     Verify answers 200 with its verdict (it is a question, not the protected resource), except for a client address sending too many unknown keys: those answers are 429 with `Retry-After` (genuine keys always get their verdict). Turning `RATE_LIMITED` into a 429 with `Retry-After` (or `USAGE_EXCEEDED` into a 429) is the consumer's job, as `@keygate/hono` does.
          *
          *     No `Authorization` header is needed. With `Authorization: Bearer <key with scope keys:verify>` (a verifier key) the answers are pinned to that key's organization (and its project, if it has one): another organization's key answers `NOT_FOUND`, exactly as an unknown key. A Clerk session token pins to its active organization likewise. A bad verifier credential is a 401. Consumers should pin, by a verifier key or `organization_id`.
          */
@@ -137,9 +137,22 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Too many unknown keys (answers that would be NOT_FOUND) from this client address: 600 a minute per location. Genuine keys are never limited. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -165,7 +178,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Page size, 1–100. */
+                    /** @description Page size, 1–100 in decimal digits. */
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
@@ -179,6 +192,8 @@ export interface paths {
                 /** @description Projects, oldest first. */
                 200: {
                     headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -199,6 +214,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -226,6 +243,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -235,6 +254,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -251,7 +272,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -269,6 +293,10 @@ export interface paths {
                 /** @description The project, its environments and its webhook signing secret. */
                 201: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -290,6 +318,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -314,7 +344,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -341,9 +371,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -353,6 +394,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -407,6 +450,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -434,6 +479,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -443,6 +490,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -498,6 +547,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -552,6 +603,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -561,6 +614,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -613,6 +668,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -640,6 +697,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -649,6 +708,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -662,7 +723,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path: {
                     id: string;
                 };
@@ -679,6 +743,10 @@ export interface paths {
                 /** @description The environment. */
                 201: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -697,6 +765,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -721,7 +791,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -748,9 +818,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -760,6 +841,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -814,6 +897,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -841,6 +926,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -850,6 +937,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -861,12 +950,15 @@ export interface paths {
         put?: never;
         /**
          * Rotate the webhook signing secret (org admins)
-         * @description Deliveries are signed with both the new and the old secret for 24 hours.
+         * @description Deliveries are signed with both the new and the old secret for 24 hours. While a previous secret is still in those 24 hours, another rotation is refused with 409 (so no secret stops verifying earlier than 24 h after it was replaced).
          */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path: {
                     id: string;
                 };
@@ -877,6 +969,10 @@ export interface paths {
                 /** @description The new secret. */
                 200: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -895,6 +991,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -919,7 +1017,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -946,9 +1044,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -958,6 +1067,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -983,7 +1094,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Page size, 1–100. */
+                    /** @description Page size, 1–100 in decimal digits. */
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
@@ -999,6 +1110,8 @@ export interface paths {
                 /** @description Deliveries, newest first. */
                 200: {
                     headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1019,6 +1132,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1046,6 +1161,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1055,6 +1172,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1114,6 +1233,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1168,6 +1289,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1177,6 +1300,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1202,7 +1327,7 @@ export interface paths {
         get: {
             parameters: {
                 query: {
-                    /** @description Page size, 1–100. */
+                    /** @description Page size, 1–100 in decimal digits. */
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
@@ -1220,6 +1345,8 @@ export interface paths {
                 /** @description The project's keys, oldest first. */
                 200: {
                     headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1238,6 +1365,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1265,6 +1394,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1274,6 +1405,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1290,7 +1423,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -1309,12 +1445,18 @@ export interface paths {
                         scopes?: string[];
                         /**
                          * Format: date-time
+                         * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
                         environment_id?: string;
+                        /** @description Days between scheduled rotations (1–365). The successor reaches its holder only through `rotation_webhook_url`: without one nobody receives it, and the old key is revoked when its 24 h grace ends. Org-scoped keys cannot rotate on a schedule (400). */
                         rotation_interval_days?: number | null;
-                        /** @example https://example.com/hooks/keygate */
+                        /**
+                         * Format: uri
+                         * @description Where rotations of this key are announced: an https:// URL on the default port, without user info, whose host is a name or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1].
+                         * @example https://example.com/hooks/keygate
+                         */
                         rotation_webhook_url?: string | null;
                         device_name?: string | null;
                         /** @description A disabled key verifies `DISABLED`; default `true`. */
@@ -1355,6 +1497,10 @@ export interface paths {
                 /** @description The key and its plaintext. */
                 201: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -1375,6 +1521,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1399,7 +1547,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1426,9 +1574,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1438,6 +1597,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1496,6 +1657,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1523,6 +1686,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1532,6 +1697,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1574,6 +1741,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1628,6 +1797,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1637,6 +1808,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1675,12 +1848,18 @@ export interface paths {
                         scopes?: string[];
                         /**
                          * Format: date-time
+                         * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
                         device_name?: string | null;
+                        /** @description Days between scheduled rotations (1–365). The successor reaches its holder only through `rotation_webhook_url`: without one nobody receives it, and the old key is revoked when its 24 h grace ends. Org-scoped keys cannot rotate on a schedule (400). */
                         rotation_interval_days?: number | null;
-                        /** @example https://example.com/hooks/keygate */
+                        /**
+                         * Format: uri
+                         * @description Where rotations of this key are announced: an https:// URL on the default port, without user info, whose host is a name or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1].
+                         * @example https://example.com/hooks/keygate
+                         */
                         rotation_webhook_url?: string | null;
                         /** @description A disabled key verifies `DISABLED`; default `true`. */
                         enabled?: boolean;
@@ -1738,6 +1917,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1792,6 +1973,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1801,6 +1984,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1827,7 +2012,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path: {
                     /** @description API key id. */
                     keyID: string;
@@ -1847,6 +2035,10 @@ export interface paths {
                 /** @description The balance after it. */
                 200: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -1867,6 +2059,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1891,7 +2085,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1918,9 +2112,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1930,6 +2135,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1960,7 +2167,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path: {
                     /** @description API key id. */
                     keyID: string;
@@ -1979,6 +2189,10 @@ export interface paths {
                 /** @description The new key, once. */
                 201: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -1997,6 +2211,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2021,7 +2237,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2048,9 +2264,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2060,6 +2287,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2088,7 +2317,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Page size, 1–100. */
+                    /** @description Page size, 1–100 in decimal digits. */
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
@@ -2108,6 +2337,8 @@ export interface paths {
                 /** @description Keys, oldest first. */
                 200: {
                     headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2128,6 +2359,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2155,6 +2388,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2164,6 +2399,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2180,7 +2417,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path: {
                     /** @description Organization id. */
                     orgID: string;
@@ -2203,6 +2443,7 @@ export interface paths {
                         environment?: string;
                         /**
                          * Format: date-time
+                         * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
@@ -2245,6 +2486,10 @@ export interface paths {
                 /** @description The key and its plaintext. */
                 201: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -2266,6 +2511,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2290,7 +2537,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2317,9 +2564,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2329,6 +2587,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2392,6 +2652,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2446,6 +2708,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2455,6 +2719,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2479,7 +2745,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Page size, 1–100. */
+                    /** @description Page size, 1–100 in decimal digits. */
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
@@ -2498,6 +2764,8 @@ export interface paths {
                 /** @description The project's keys, oldest first. */
                 200: {
                     headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2516,6 +2784,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2543,6 +2813,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2552,6 +2824,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2568,7 +2842,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
                 path: {
                     /** @description Project UUID */
                     projectId: string;
@@ -2585,6 +2862,10 @@ export interface paths {
                 /** @description The key and its plaintext. */
                 201: {
                     headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -2603,6 +2884,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2627,7 +2910,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Conflicts with the resource's current state. */
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2654,9 +2937,20 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2666,6 +2960,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2726,6 +3022,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2780,6 +3078,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2789,6 +3089,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2865,7 +3167,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Page size, 1–100. */
+                    /** @description Page size, 1–100 in decimal digits. */
                     limit?: number;
                     /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
                     cursor?: string;
@@ -2881,6 +3183,8 @@ export interface paths {
                 /** @description Events. */
                 200: {
                     headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2901,6 +3205,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2928,6 +3234,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2937,6 +3245,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3004,6 +3314,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3031,6 +3343,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3040,6 +3354,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3106,6 +3422,8 @@ export interface paths {
                 /** @description Missing or invalid credentials. */
                 401: {
                     headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3133,6 +3451,8 @@ export interface paths {
                 /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3142,6 +3462,8 @@ export interface paths {
                 /** @description Storage unavailable; retry. */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3468,6 +3790,7 @@ export interface components {
             scopes?: string[];
             /**
              * Format: date-time
+             * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
              * @example 2030-01-01T00:00:00Z
              */
             expires_at?: string | null;
@@ -3562,7 +3885,19 @@ export interface components {
             }[];
         };
     };
-    responses: never;
+    responses: {
+        /** @description This path does not take this method; `Allow` lists those it does. */
+        MethodNotAllowed: {
+            headers: {
+                /** @description The methods the path does take, e.g. `GET, POST`. */
+                Allow?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;

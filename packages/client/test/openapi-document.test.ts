@@ -7,7 +7,7 @@ import { call } from "../../../test/helpers";
 it("packages/client/openapi.json is Keygate's current /openapi.json", async () => {
   const { status, text } = await call("GET", "/openapi.json");
   expect(status).toBe(200);
-  await expect(`${JSON.stringify(JSON.parse(text), null, 2)}\n`).toMatchFileSnapshot(
-    "../openapi.json",
-  );
+  // `servers` names the origin that served the document (here the test's): not part of the API.
+  const { servers: _origin, ...document } = JSON.parse(text);
+  await expect(`${JSON.stringify(document, null, 2)}\n`).toMatchFileSnapshot("../openapi.json");
 });
