@@ -2,10 +2,9 @@
 // /docs from `wrangler dev`, offline, and must render every surface's operations.
 //   npm run test:browser          (needs /usr/bin/chromium: apt-get install -y chromium)
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { startDevServer } from "./dev-server.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SCREENSHOT = "test-artifacts/docs.png";
 const SCREENSHOT_SEED000 = "test-artifacts/docs-organization-keys.png";
 
@@ -38,20 +37,7 @@ let browser;
 let failed = false;
 try {
   log(`wrangler dev on ${server.url}`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
   // Offline: anything that is not this Worker is refused, and remembered.
   const external = [];

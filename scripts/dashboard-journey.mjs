@@ -5,10 +5,9 @@
 // request or request off this machine fails the journey.
 //   npm run test:dashboard          (needs /usr/bin/chromium: apt-get install -y chromium)
 import { mkdirSync, rmSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { startDevServer } from "./dev-server.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const OUT = "test-artifacts/dashboard";
 const WIDTHS = [1280, 390];
 
@@ -27,20 +26,7 @@ try {
   // This run's screenshots only.
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.route("**/*", (route) => {
     const url = route.request().url();
