@@ -307,32 +307,32 @@ async function sendEach(count, makeRequest) {
 }
 
 /**
- * SPEC Part 2 targets: the unlimited warm path within 1.1× of the previous run's figure (the
- * results file this run replaces), and the limited key's extra cost, reported as a p50 delta
- * (one KeyUsage round trip; no single number here isolates it, so the delta is recorded).
+ * SPEC Part 2 figures, printed as INFO (met: null), not as targets this one run can judge:
+ * - the unlimited warm path as a multiple of this run's floor, next to the previous run's
+ *   (the results file this run replaces). Single runs on this shared machine vary by ±15 %
+ *   in that ratio, more than the 1.1× they would be judged by; the before/after target is
+ *   judged by bench/compare.mjs over alternated runs of the two builds (README, Benchmark);
+ * - the limited key's extra cost as a p50 delta (no single number isolates one KeyUsage
+ *   round trip; that there is exactly one is the DO/req target above).
  */
-function limitedTargets(rows, previous) {
+function limitedFigures(rows, previous) {
   const byName = (list, scenario) => list?.find((r) => r.scenario === scenario);
-  const targets = [];
+  const figures = [];
   for (const [transport, scenario] of [
     ["HTTP", "verify, warm (memory hit)"],
     ["RPC", "verify, warm via consumer"],
   ]) {
     const now = byName(rows, scenario);
     const before = byName(previous?.rows, scenario);
-    if (now && before) {
-      targets.push([
-        `${transport} unlimited warm p50 ≤ 1.1× the previous run (${before.p50_ms} ms)`,
-        now.p50_ms <= 1.1 * before.p50_ms,
-      ]);
-    }
+    const then = before ? `; the previous run's: ${before.p50_vs_floor}×` : "";
+    figures.push([`${transport} unlimited warm p50 = ${now.p50_vs_floor}× its floor${then}`, null]);
   }
   const delta = (limited, unlimited) => round(limited.p50_ms - unlimited.p50_ms, 3);
   const http = delta(rows[8], rows[1]);
   const rpc = delta(rows[9], rows[6]);
-  targets.push([`HTTP limited − unlimited warm p50 = ${http} ms (one KeyUsage call)`, true]);
-  targets.push([`RPC limited − unlimited warm p50 = ${rpc} ms (one KeyUsage call)`, true]);
-  return targets;
+  figures.push([`HTTP limited − unlimited warm p50 = ${http} ms (one KeyUsage call)`, null]);
+  figures.push([`RPC limited − unlimited warm p50 = ${rpc} ms (one KeyUsage call)`, null]);
+  return figures;
 }
 
 // ---------- the run ----------
@@ -400,19 +400,21 @@ async function main() {
   const pooled = { url: verifyUrl, method: "POST", headers: json };
   http.cold = await poolPass({ ...pooled, name: "HTTP verify, cold", pool: keyPool(coldKeys) });
   const coldEnded = Date.now();
+  // The same pool again once the memory entries have expired but the KV records have not:
+  // memory miss, KV hit. Right after the cold pass (a short idle wait), before the timed
+  // rounds: run after them, the oldest records could outlive KV's 60 s and the row would
+  // mix in D1 reads (it did, once Part 2 added a fourth timed scenario).
+  const wait = coldEnded + MEMORY_TTL_MS + 500 - Date.now();
+  if (wait > 0) await sleep(wait);
+  const kvFresh = Date.now() - coldStarted < KV_TTL_MS - 10_000;
+  http.kv = await poolPass({ ...pooled, name: "HTTP verify, KV tier", pool: keyPool(coldKeys) });
+  if (!kvFresh) log("  (KV records may have expired before this pass: it may include D1 reads)");
   [http.noop, http.warm, http.malformed, http.limited] = await interleaved([
     { name: "HTTP no-op (GET /healthz)", url: `${keygate.base}/healthz` },
     { name: "HTTP verify, warm", ...verifyWith(warmKey) },
     { name: "HTTP verify, malformed", ...verifyWith(malformedKey) },
     { name: "HTTP verify, warm, limit + credits", ...verifyWith(limitedKey) },
   ]);
-  // The same pool again once the memory entries have expired but the KV records have not:
-  // memory miss, KV hit.
-  const wait = coldEnded + MEMORY_TTL_MS + 500 - Date.now();
-  if (wait > 0) await sleep(wait);
-  const kvFresh = Date.now() - coldStarted < KV_TTL_MS - 10_000;
-  http.kv = await poolPass({ ...pooled, name: "HTTP verify, KV tier", pool: keyPool(coldKeys) });
-  if (!kvFresh) log("  (KV records may have expired before this pass: it may include D1 reads)");
   await stopSession(keygate);
 
   // Phase 2 — RPC through the consumer's service binding (same workerd process).
@@ -548,12 +550,13 @@ async function main() {
         reads.httpLimited.usage === 1 &&
         reads.rpcLimited.usage === 1,
     ],
-    ...limitedTargets(rows, previous),
+    ...limitedFigures(rows, previous),
   ].map(([target, met]) => ({ target, met }));
 
   printTable(rows);
   console.log("");
-  for (const { target, met } of targets) console.log(`${met ? "MET " : "MISS"}  ${target}`);
+  const verdict = (met) => (met === null ? "INFO" : met ? "MET " : "MISS");
+  for (const { target, met } of targets) console.log(`${verdict(met)}  ${target}`);
   console.log(
     `\n${CONNECTIONS} connection(s); ${DURATION} s per scenario in ${ROUNDS} interleaved rounds, ` +
       `after a ${WARMUP} s warm-up; ` +
