@@ -115,9 +115,22 @@ try {
   await screenshot("key-created");
   log(`created ${plaintext.slice(0, 14)}…`);
 
+  // A reload of that page posts the form again: it goes to the key it created, once, and
+  // shows no secret.
+  await page.reload();
+  check(page.url().endsWith("?notice=key-created-before"), `reload landed on ${page.url()}`);
+  check((await text()).includes("That form was submitted before"), "no notice after reload");
+  check((await page.locator("#new-key").count()) === 0, "the reload shows a secret");
+  await screenshot("key-created-reloaded");
+  await page.goto(projectUrl);
+  check(
+    (await page.getByRole("link", { name: "Checkout service" }).count()) === 1,
+    "the reload created a second key",
+  );
+
   // Used over HTTP: the key page shows it (last-used stamps may follow the answer).
   check((await verify(plaintext)) === "VALID", "new key does not verify");
-  await page.getByRole("link", { name: /go to the key/ }).click();
+  await page.getByRole("link", { name: "Checkout service" }).click();
   const keyUrl = page.url();
   let lastUsed = "";
   for (let i = 0; i < 40; i++) {

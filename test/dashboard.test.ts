@@ -45,6 +45,7 @@ async function dash(method: string, path: string, options: PageOptions = {}) {
 }
 
 const plaintextOf = (html: string) => /<code id="new-key">([^<]+)<\/code>/.exec(html)?.[1];
+const tokenOf = (html: string) => /name="submission" value="([^"]+)"/.exec(html)?.[1];
 
 async function orgWithKey() {
   const org = await newOrg("dash");
@@ -315,6 +316,83 @@ describe("dashboard pages", () => {
       expect(page.text).not.toContain(plaintext);
       expect(page.headers.get("cache-control")).not.toContain("public");
     }
+  });
+
+  it("creates a key once per form: a reload of the page the POST rendered re-posts it", async () => {
+    const org = await newOrg("once");
+    const formPage = await dash("GET", `/dashboard/projects/${org.project.id}/keys/new`, {
+      session: org.admin,
+    });
+    const token = tokenOf(formPage.text);
+    expect(token).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await dash("GET", `/dashboard/projects/${org.project.id}/keys/new`, {
+      session: org.admin,
+    });
+    expect(tokenOf(again.text)).not.toBe(token);
+
+    const form = { submission: token as string, name: "Reloaded", scopes: "read" };
+    const path = `/dashboard/projects/${org.project.id}/keys`;
+    const first = await dash("POST", path, { session: org.admin, form });
+    expect(first.status).toBe(200);
+    const plaintext = plaintextOf(first.text) as string;
+    const keyId = (await verify(plaintext)).body.key_id;
+    // The reload: the same form again goes to the key it created, without its secret.
+    const repeat = await dash("POST", path, { session: org.admin, form });
+    expect(repeat.status).toBe(303);
+    expect(repeat.headers.get("location")).toBe(
+      `/dashboard/keys/${keyId}?notice=key-created-before`,
+    );
+    const shown = await dash("GET", repeat.headers.get("location") as string, {
+      session: org.admin,
+    });
+    expect(shown.text).toContain("That form was submitted before");
+    expect(shown.text).not.toContain(plaintext);
+    // The same token with other fields (Back, edit, submit) creates nothing, and asks again
+    // with a new token.
+    const edited = await dash("POST", path, {
+      session: org.admin,
+      form: { ...form, name: "Edited" },
+    });
+    expect(edited.status).toBe(200);
+    expect(edited.text).toContain("submitted before with other values");
+    expect(plaintextOf(edited.text)).toBeUndefined();
+    expect(tokenOf(edited.text)).not.toBe(token);
+    const listed = await call("GET", `/v1/api-keys?project_id=${org.project.id}`, {
+      token: org.admin,
+    });
+    expect(listed.body.map((k: { name: string }) => k.name)).toEqual(["Reloaded"]);
+  });
+
+  it("lets a form refused by the core be fixed and submitted with its token", async () => {
+    const org = await newOrg("once-fix");
+    const path = `/dashboard/projects/${org.project.id}/keys`;
+    const form = {
+      submission: crypto.randomUUID(),
+      name: "Hooked",
+      rotation_webhook_url: "http://example.com/x",
+    };
+    const refused = await dash("POST", path, { session: org.admin, form });
+    expect(refused.text).toContain('id="rotation_webhook_url-error"');
+    // The page keeps the token: nothing was created, so it is still unused.
+    expect(tokenOf(refused.text)).toBe(form.submission);
+    const fixed = await dash("POST", path, {
+      session: org.admin,
+      form: { ...form, rotation_webhook_url: "https://example.com/x" },
+    });
+    expect(fixed.status).toBe(200);
+    expect(plaintextOf(fixed.text)).toMatch(/^capy_live_/);
+  });
+
+  it("creates an organization key once per form too", async () => {
+    const org = await newOrg("once-org");
+    const form = { submission: crypto.randomUUID(), name: "Org once", scopes: "read" };
+    const first = await dash("POST", "/dashboard/org-keys", { session: org.admin, form });
+    expect(plaintextOf(first.text)).toMatch(/^capy_live_/);
+    const repeat = await dash("POST", "/dashboard/org-keys", { session: org.admin, form });
+    expect(repeat.status).toBe(303);
+    expect(repeat.headers.get("location")).toMatch(
+      /^\/dashboard\/keys\/[^/?]+\?notice=key-created-before$/,
+    );
   });
 
   it("rotates with the chosen grace and shows the new key once, no-store", async () => {

@@ -11,6 +11,7 @@ import { listAuditEvents } from "../core/audit";
 import type { Core } from "../core/context";
 import { forbidden, isDomainError, loggable } from "../core/errors";
 import {
+  type CreateKeyInput,
   createKey,
   getKey,
   listKeys,
@@ -64,6 +65,7 @@ import {
   SecretReveal,
   Tabs,
 } from "./layout";
+import { submitOnce, withoutToken } from "./once";
 import {
   AuditTable,
   DeliveryTable,
@@ -169,6 +171,8 @@ const NOTICES: Record<string, string> = {
   "access-updated": "Access settings saved.",
   "key-revoked": "Key revoked. It no longer verifies anywhere.",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
+  "key-created-before":
+    "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",
 };
 
 function flash(c: C) {
@@ -192,6 +196,45 @@ const signedIn: MiddlewareHandler<DashboardEnv> = async (c, next) => {
   });
   await next();
 };
+
+/**
+ * A create-key form's POST: the key, shown once on the page that answers, or the form again
+ * with the core's errors. Once per form (see once.ts): a repeat goes to the key it created.
+ */
+function createKeyOnce(
+  c: C,
+  values: FormValues,
+  input: CreateKeyInput,
+  page: {
+    section: Frame["section"];
+    title: string;
+    form: (values: FormValues, errors: FieldErrors) => Response | Promise<Response>;
+  },
+) {
+  const { core, principal, actor } = c.var;
+  return submitOnce(
+    core,
+    principal,
+    { path: c.req.path, values },
+    {
+      submit: async () => {
+        try {
+          const { key, plaintext } = await createKey(core, actor, input);
+          const created = await secretPage(
+            c,
+            { title: "Key created", section: page.section },
+            <KeyShownOnce title={page.title} keyRow={key} plaintext={plaintext} now={core.now()} />,
+          );
+          return { created, location: `${BASE}/keys/${key.id}` };
+        } catch (error) {
+          return { refused: await page.form(values, formErrors(error)) };
+        }
+      },
+      again: (message) => page.form(withoutToken(values), { _: message }),
+      repeatNotice: "key-created-before",
+    },
+  );
+}
 
 export function createDashboard() {
   const app = new Hono<DashboardEnv>();
@@ -507,21 +550,11 @@ export function createDashboard() {
       rotationWebhookUrl: form.webhookUrl(),
     };
     if (!form.ok) return newKeyPage(c, project, values, form.errors);
-    try {
-      const { key, plaintext } = await createKey(c.var.core, c.var.actor, input);
-      return secretPage(
-        c,
-        { title: "Key created", section: "projects" },
-        <KeyShownOnce
-          title="Key created"
-          keyRow={key}
-          plaintext={plaintext}
-          now={c.var.core.now()}
-        />,
-      );
-    } catch (error) {
-      return newKeyPage(c, project, values, formErrors(error));
-    }
+    return createKeyOnce(c, values, input, {
+      section: "projects",
+      title: "Key created",
+      form: (shown, errors) => newKeyPage(c, project, shown, errors),
+    });
   });
 
   // ---------- webhook deliveries ----------
@@ -893,21 +926,11 @@ export function createDashboard() {
       expiresAt: form.instant("expires_at"),
     };
     if (!form.ok) return newOrgKeyPage(c, values, form.errors);
-    try {
-      const { key, plaintext } = await createKey(c.var.core, c.var.actor, input);
-      return secretPage(
-        c,
-        { title: "Key created", section: "org-keys" },
-        <KeyShownOnce
-          title="Organization key created"
-          keyRow={key}
-          plaintext={plaintext}
-          now={c.var.core.now()}
-        />,
-      );
-    } catch (error) {
-      return newOrgKeyPage(c, values, formErrors(error));
-    }
+    return createKeyOnce(c, values, input, {
+      section: "org-keys",
+      title: "Organization key created",
+      form: (shown, errors) => newOrgKeyPage(c, shown, errors),
+    });
   });
 
   // ---------- audit log ----------

@@ -20,6 +20,7 @@ import {
   SecretReveal,
   Time,
 } from "./layout";
+import { SUBMISSION_FIELD, submissionToken } from "./once";
 
 export function keyStatus(key: ApiKeyRow, now: number): { label: string; kind: string } {
   if (key.revokedAt !== null) {
@@ -112,6 +113,8 @@ export const NewKeyForm: FC<{
 }> = ({ action, environments, values, errors, cancel }) => (
   <form class="stack" method="post" action={action}>
     <FormError errors={errors} />
+    {/* A reload of the page this form's POST renders must not create a second key. */}
+    <input type="hidden" name={SUBMISSION_FIELD} value={submissionToken(values)} />
     <Field
       id="name"
       label="Name"
