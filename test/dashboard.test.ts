@@ -363,6 +363,22 @@ describe("dashboard pages", () => {
     expect(listed.body.map((k: { name: string }) => k.name)).toEqual(["Reloaded"]);
   });
 
+  it("creates a project once per form: a double click goes to the project it created", async () => {
+    const org = await newOrg("once-project");
+    const formPage = await dash("GET", "/dashboard/projects", { session: org.admin });
+    const form = { submission: tokenOf(formPage.text) as string, name: "Twice", key_prefix: "" };
+    const first = await dash("POST", "/dashboard/projects", { session: org.admin, form });
+    expect(first.status).toBe(303);
+    const location = (first.headers.get("location") as string).split("?")[0];
+    expect(first.headers.get("location")).toBe(`${location}?notice=project-created`);
+    const repeat = await dash("POST", "/dashboard/projects", { session: org.admin, form });
+    expect(repeat.status).toBe(303);
+    expect(repeat.headers.get("location")).toBe(`${location}?notice=project-created-before`);
+    const listed = await call("GET", "/v1/projects", { token: org.admin });
+    const names = listed.body.projects.map((p: { name: string }) => p.name);
+    expect(names.filter((name: string) => name === "Twice")).toHaveLength(1);
+  });
+
   it("lets a form refused by the core be fixed and submitted with its token", async () => {
     const org = await newOrg("once-fix");
     const path = `/dashboard/projects/${org.project.id}/keys`;

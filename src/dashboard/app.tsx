@@ -167,6 +167,7 @@ const pageRequest = (c: C, limit = PAGE_SIZE) => ({
 
 const NOTICES: Record<string, string> = {
   "project-created": "Project created.",
+  "project-created-before": "That form was submitted before: this is the project it created.",
   "key-updated": "Changes saved.",
   "access-updated": "Access settings saved.",
   "key-revoked": "Key revoked. It no longer verifies anywhere.",
@@ -432,15 +433,27 @@ export function createDashboard() {
       form.errors.key_prefix = "Use 1–32 lowercase letters and digits, starting with a letter.";
     }
     if (!form.ok) return projectsPage(c, values, form.errors);
-    try {
-      const { project } = await createProject(c.var.core, c.var.actor, {
-        name,
-        keyPrefix: prefix || undefined,
-      });
-      return c.redirect(`${BASE}/projects/${project.id}?notice=project-created`, 303);
-    } catch (error) {
-      return projectsPage(c, values, formErrors(error));
-    }
+    return submitOnce(
+      c.var.core,
+      c.var.principal,
+      { path: c.req.path, values },
+      {
+        submit: async () => {
+          try {
+            const { project } = await createProject(c.var.core, c.var.actor, {
+              name,
+              keyPrefix: prefix || undefined,
+            });
+            const location = `${BASE}/projects/${project.id}`;
+            return { created: c.redirect(`${location}?notice=project-created`, 303), location };
+          } catch (error) {
+            return { refused: await projectsPage(c, values, formErrors(error)) };
+          }
+        },
+        again: (message) => projectsPage(c, withoutToken(values), { _: message }),
+        repeatNotice: "project-created-before",
+      },
+    );
   });
 
   const projectTabs = (project: ProjectRow, current: "keys" | "webhooks") => (

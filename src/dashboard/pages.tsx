@@ -13,6 +13,7 @@ import {
   Pager,
   Time,
 } from "./layout";
+import { SUBMISSION_FIELD, submissionToken } from "./once";
 
 export const ProjectTable: FC<{
   projects: ProjectRow[];
@@ -60,6 +61,8 @@ export const NewProjectForm: FC<{ values: FormValues; errors: FieldErrors }> = (
 }) => (
   <form class="stack" method="post" action={`${BASE}/projects`}>
     <FormError errors={errors} />
+    {/* A double click, or Back and submit, must not create a second project. */}
+    <input type="hidden" name={SUBMISSION_FIELD} value={submissionToken(values)} />
     <Field id="name" label="Project name" errors={errors}>
       <input
         type="text"
