@@ -279,9 +279,38 @@ describe("governance fields on the key object", () => {
       "api_key.credits_adjusted",
     ]);
     expect(events[0].metadata).toMatchObject({ credits: { remaining: 1, refill: null } });
-    expect(events[1].metadata).toMatchObject({ enabled: false, external_id: "audited" });
-    expect(events[2].metadata).toMatchObject({ enabled: true });
+    // `fields` names what changed by the key object's field names, not the columns behind them.
+    expect(events[1].metadata).toEqual({
+      fields: ["enabled", "external_id"],
+      enabled: false,
+      external_id: "audited",
+    });
+    expect(events[2].metadata).toEqual({ fields: ["enabled"], enabled: true });
     expect(events[3].metadata).toMatchObject({ operation: "increment", value: 4, remaining: 5 });
+  });
+
+  it("names credits and the rotation schedule in an update's audit fields as the API does", async () => {
+    const key = await newKey(org.admin, org.project.id, { name: "fields" });
+    await patch(org, key.id, {
+      credits: { remaining: 3, refill: { interval: "daily", amount: 3 } },
+      rotation_interval_days: 30,
+      rotation_webhook_url: "https://example.com/hook",
+      meta: { plan: "pro" },
+    });
+    const log = await call("GET", `/v1/organizations/${org.org}/audit-log?limit=100`, {
+      token: org.admin,
+    });
+    const updated = log.body.audit_events.find(
+      (e: { target_id: string; action: string }) =>
+        e.target_id === key.id && e.action === "api_key.updated",
+    );
+    expect([...updated.metadata.fields].sort()).toEqual([
+      "credits",
+      "meta",
+      "rotation_interval_days",
+      "rotation_webhook_url",
+    ]);
+    expect(updated.metadata.meta).toBe("changed");
   });
 });
 

@@ -104,7 +104,7 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
       targetType: "api_key",
       targetId: key.id,
       projectId: key.projectId,
-      metadata: { fields: Object.keys(changes), ...governanceAudit(input.governance ?? {}) },
+      metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
     },
   );
   if (!row) {
@@ -112,6 +112,27 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
   }
   await publishKey(core, row);
   return row;
+}
+
+/** Columns a change sets that are not a field of their own on the key object. */
+const DERIVED_COLUMNS: Partial<Record<keyof ApiKeyRow, string | null>> = {
+  nextRotationAt: null, // follows rotation_interval_days
+  creditsRemaining: "credits",
+  creditsRefill: "credits",
+  creditsVersion: "credits",
+};
+
+/** What a change set, by the key object's field names (the audit log's readers know those). */
+function auditFields(changes: Partial<ApiKeyRow>): string[] {
+  const fields = new Set<string>();
+  for (const column of Object.keys(changes) as (keyof ApiKeyRow)[]) {
+    const field =
+      column in DERIVED_COLUMNS
+        ? DERIVED_COLUMNS[column]
+        : column.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+    if (field) fields.add(field);
+  }
+  return [...fields];
 }
 
 /** Idempotent: revoking a revoked key changes nothing and succeeds. */
