@@ -76,6 +76,21 @@ describe("projects and environments", () => {
     );
     const fetched = await call("GET", `/v1/projects/${second.body.id}`, { token: fresh.admin });
     expect(fetched.body.name).toBe("Renamed");
+    await call("PATCH", `/v1/projects/${second.body.id}`, {
+      token: fresh.admin,
+      body: { key_prefix: "renamed" },
+    });
+    // The audit log says what changed by the project object's field names.
+    const log = await call("GET", `/v1/organizations/${fresh.org}/audit-log?limit=100`, {
+      token: fresh.admin,
+    });
+    const updates = log.body.audit_events
+      .filter((e: { action: string }) => e.action === "project.updated")
+      .map((e: { metadata: unknown }) => e.metadata);
+    expect(updates).toEqual([
+      { changes: { key_prefix: "renamed" } },
+      { changes: { name: "Renamed" } },
+    ]);
   });
 
   it("lists and creates environments; a duplicate name is a 409", async () => {

@@ -129,7 +129,9 @@ export async function updateProject(
       targetType: "project",
       targetId: project.id,
       projectId: project.id,
-      metadata: { changes },
+      // By the project object's field names (key_prefix), not the columns; JSON drops the
+      // fields left unchanged (undefined).
+      metadata: { changes: { name: changes.name, key_prefix: changes.keyPrefix } },
     },
   );
   if (!updated) throw notFound("Project");
