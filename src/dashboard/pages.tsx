@@ -196,7 +196,15 @@ function auditDetail(event: AuditEventRow): string | null {
   const m = event.metadata as Record<string, unknown>;
   if (typeof m.name === "string") return `“${m.name}”`;
   if (Array.isArray(m.fields)) {
-    const fields = m.fields.filter((f) => f !== "nextRotationAt").map((f) => snake(String(f)));
+    // Events recorded before 2026-12-01 named columns (nextRotationAt, creditsVersion); newer
+    // ones name the key's fields, which this leaves as they are.
+    const fields = [
+      ...new Set(
+        m.fields
+          .filter((f) => f !== "nextRotationAt")
+          .map((f) => snake(String(f)).replace(/^credits_.*/, "credits")),
+      ),
+    ];
     return `changed ${fields.join(", ")}`;
   }
   if (typeof m.grace_expires_at === "string") {
