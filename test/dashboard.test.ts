@@ -411,6 +411,22 @@ describe("dashboard pages", () => {
     );
   });
 
+  it("offers no edit, access or rotate form for an expired key, which the core would refuse", async () => {
+    const org = await orgWithKey();
+    const live = await dash("GET", `/dashboard/keys/${org.key.id}`, { session: org.admin });
+    expect(live.text).toContain(`/dashboard/keys/${org.key.id}/rotate`);
+    expect(live.text).toContain("Save access");
+    await env.DB.prepare("update api_keys set expires_at = ? where id = ?")
+      .bind(Date.now() - 1_000, org.key.id)
+      .run();
+    const expired = await dash("GET", `/dashboard/keys/${org.key.id}`, { session: org.admin });
+    expect(expired.status).toBe(200);
+    expect(expired.text).not.toContain(`/dashboard/keys/${org.key.id}/rotate`);
+    expect(expired.text).not.toContain("Save changes");
+    expect(expired.text).not.toContain("Save access");
+    expect(expired.text).toContain("A revoked, expired or rotated key can no longer be changed.");
+  });
+
   it("rotates with the chosen grace and shows the new key once, no-store", async () => {
     const org = await orgWithKey();
     const response = await dash("POST", `/dashboard/keys/${org.key.id}/rotate`, {

@@ -677,6 +677,16 @@ describe("POST /v1/api-keys/{keyID}/credits", () => {
     const reader = await newKey(org.admin, org.project.id, { scopes: ["keys:read"] });
     expect((await adjust(limited.id, { operation: "set", value: 1 }, reader.key)).status).toBe(403);
   });
+
+  it("is a 409 on an expired key, as PATCH is: a dead key's settings do not change", async () => {
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 5 } });
+    await env.DB.prepare("update api_keys set expires_at = ? where id = ?")
+      .bind(Date.now() - 1_000, key.id)
+      .run();
+    expect((await adjust(key.id, { operation: "increment", value: 1 })).status).toBe(409);
+    expect((await patch(org, key.id, { credits: { remaining: 9 } })).status).toBe(409);
+    expect((await getKey(org, key.id)).credits.remaining).toBe(5);
+  });
 });
 
 describe("refill at the boundary instant", () => {

@@ -4,7 +4,7 @@ import type { FC } from "hono/jsx";
 import type { GovernanceInput } from "../core/governance";
 import type { ApiKeyRow } from "../db/schema";
 import { CreditsSchema, RateLimitsSchema } from "../http/governance-fields";
-import type { FormReader, FormValues } from "./forms";
+import { type FormReader, type FormValues, sentence } from "./forms";
 import { BASE, described, Field, type FieldErrors, FormError } from "./layout";
 
 export const MAX_LIMITS = 5;
@@ -123,12 +123,6 @@ export function changedAccess(key: ApiKeyRow, input: GovernanceInput): Governanc
     changes.credits = input.credits;
   }
   return changes;
-}
-
-function sentence(message: string): string {
-  const text = message.trim();
-  const capital = text.charAt(0).toUpperCase() + text.slice(1);
-  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 export const AccessFacts: FC<{ keyRow: ApiKeyRow; remaining: number | null }> = ({

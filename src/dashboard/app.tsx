@@ -34,6 +34,7 @@ import { enforceRateLimit } from "../core/rate-limit";
 import { isStorageFault } from "../core/storage-faults";
 import { listDeliveries, retryDelivery } from "../core/webhooks";
 import type { ApiKeyRow, ProjectRow } from "../db/schema";
+import { actorOf } from "../http/auth";
 import { MAX_BODY_BYTES } from "../http/body";
 import { SlugSchema } from "../http/fields";
 import { AccessForm, accessValues, changedAccess, readAccess } from "./access";
@@ -44,7 +45,7 @@ import {
   EditKeyForm,
   editValues,
   GRACE_CHOICES,
-  isLive,
+  isChangeable,
   KeyFacts,
   KeyShownOnce,
   KeyTable,
@@ -57,8 +58,10 @@ import {
 } from "./keys";
 import {
   BASE,
+  Empty,
   type FieldErrors,
   type Frame,
+  formatInstant,
   Layout,
   Notice,
   PageHead,
@@ -190,11 +193,7 @@ const signedIn: MiddlewareHandler<DashboardEnv> = async (c, next) => {
   }
   await enforceRateLimit(c.env.MANAGEMENT_RATE_LIMITER, principal);
   c.set("principal", principal);
-  c.set("actor", {
-    principal,
-    ip: (c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip"))?.slice(0, 64) ?? null,
-    userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
-  });
+  c.set("actor", actorOf(c, principal));
   await next();
 };
 
@@ -665,14 +664,16 @@ export function createDashboard() {
     access: { values: FormValues; errors: FieldErrors } | null = null,
   ) => {
     const { core, principal } = c.var;
-    const project = key.projectId ? await findProject(core, principal, key.projectId) : null;
     const now = core.now();
-    // The exact balance from the usage store (the row may lag it by up to a minute).
-    const remaining = await liveCredits(core, key);
     const range = rangeOf(c.req.query("range"));
     const query = rangeQuery(range, now);
-    const usage = await keyVerifications(core, principal, key.id, query);
-    const changeable = isLive(key) && mayChange(principal, key);
+    const [project, remaining, usage] = await Promise.all([
+      key.projectId ? findProject(core, principal, key.projectId) : null,
+      // The exact balance from the usage store (the row may lag it by up to a minute).
+      liveCredits(core, key),
+      keyVerifications(core, principal, key.id, query),
+    ]);
+    const changeable = isChangeable(key, now) && mayChange(principal, key);
     const crumbs = project
       ? [
           { href: `${BASE}/projects`, label: "Projects" },
@@ -720,13 +721,13 @@ export function createDashboard() {
             <h2>Edit</h2>
             {changeable ? (
               <EditKeyForm keyRow={key} values={values ?? editValues(key)} errors={errors} />
-            ) : isLive(key) ? (
+            ) : isChangeable(key, now) ? (
               <p class="muted">
                 Only organization admins can change{" "}
                 {key.projectId === null ? "organization-scoped" : "admin-managed"} keys.
               </p>
             ) : (
-              <p class="muted">A revoked or rotated key can no longer be changed.</p>
+              <p class="muted">A revoked, expired or rotated key can no longer be changed.</p>
             )}
           </div>
         </div>
@@ -822,7 +823,7 @@ export function createDashboard() {
       const note =
         seconds === 0
           ? "The old key was revoked."
-          : `The old key keeps working until ${new Date(old.graceExpiresAt as number).toISOString().replace("T", " ").slice(0, 16)} UTC.`;
+          : `The old key keeps working until ${formatInstant(old.graceExpiresAt as number)}.`;
       return secretPage(
         c,
         { title: "Key rotated", section: fresh.projectId ? "projects" : "org-keys" },
@@ -1051,8 +1052,7 @@ function changedFields(key: ApiKeyRow, form: FormReader): UpdateKeyInput {
 }
 
 const NoOrgKeys = () => (
-  <div class="empty">
-    <strong>No organization keys</strong>
+  <Empty title="No organization keys">
     <p>An organization key reaches every project: use it for automation that manages keys.</p>
-  </div>
+  </Empty>
 );

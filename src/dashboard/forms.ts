@@ -119,7 +119,7 @@ export function formErrors(error: unknown): FieldErrors {
 }
 
 /** zod and the core speak in fragments ("must be in the future"): a form shows a sentence. */
-function sentence(message: string): string {
+export function sentence(message: string): string {
   const text = message.trim();
   const capital = text.charAt(0).toUpperCase() + text.slice(1);
   return /[.!?]$/.test(capital) ? capital : `${capital}.`;

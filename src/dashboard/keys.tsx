@@ -1,7 +1,7 @@
 // Key pages: the list, the create and edit forms, rotation, revocation, and the one page that
 // shows a plaintext key.
 import type { FC } from "hono/jsx";
-import { isActive } from "../core/keys";
+import { isActive, isLive } from "../core/keys";
 import { isAdmin, type Principal } from "../core/principal";
 import type { ApiKeyRow, EnvironmentRow, ProjectRow } from "../db/schema";
 import { AccessFacts } from "./access";
@@ -47,8 +47,9 @@ export const StatusBadge: FC<{ keyRow: ApiKeyRow; now: number }> = ({ keyRow, no
 export const mayChange = (principal: Principal, key: ApiKeyRow) =>
   isAdmin(principal) || (key.projectId !== null && !key.isAdminManaged);
 
-/** A key can still be edited, rotated or revoked. */
-export const isLive = (key: ApiKeyRow) => key.revokedAt === null && key.replacedByKeyId === null;
+/** A key can still be edited and rotated, as the core allows: live and not replaced. */
+export const isChangeable = (key: ApiKeyRow, now: number) =>
+  isLive(key, now) && key.replacedByKeyId === null;
 
 export const KeyTable: FC<{
   keys: ApiKeyRow[];

@@ -1,5 +1,6 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { authenticate } from "../core/authenticate";
+import type { Actor, Principal } from "../core/principal";
 import { enforceRateLimit } from "../core/rate-limit";
 import type { AppEnv } from "./router";
 
@@ -9,13 +10,18 @@ export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   await enforceRateLimit(c.env.MANAGEMENT_RATE_LIMITER, principal);
   c.set("principal", principal);
   c.set("actor", {
-    principal,
-    // Bounded like the user agent: off Cloudflare (local dev) these headers are the client's.
-    ip: (c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip"))?.slice(0, 64) ?? null,
-    userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+    ...actorOf(c, principal),
     client: c.req.header("keygate-client")?.trim().toLowerCase() === "cli" ? "cli" : null,
   });
   await next();
 };
+
+/** Who acts, and from where as the audit log records it (API and dashboard alike). */
+export const actorOf = (c: Context, principal: Principal): Actor => ({
+  principal,
+  // Bounded like the user agent: off Cloudflare (local dev) these headers are the client's.
+  ip: (c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip"))?.slice(0, 64) ?? null,
+  userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+});
 
 export const bearerSecurity = [{ bearerAuth: [] }];

@@ -9,8 +9,8 @@ import { publishKey } from "../verify";
 import { findKey, type KeyPlace } from "./find";
 import {
   boundedExpiry,
-  isLive,
   nextRotationAt,
+  requireChangeable,
   requireFuture,
   requireGrantable,
   requireKeyAdmin,
@@ -47,13 +47,7 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
   if (input.scopes) requireGrantable(principal, input.scopes);
   const now = core.now();
   requireFuture("expires_at", input.expiresAt, now);
-  if (key.revokedAt !== null || key.replacedByKeyId !== null) {
-    throw conflict("A revoked or replaced key cannot be changed.");
-  }
-  // Expired stays dead, like revoked: a new expiry must not bring a key back.
-  if (!isLive(key, now)) {
-    throw conflict("An expired key (or one past its rotation grace) cannot be changed.");
-  }
+  requireChangeable(key, now);
   if (key.projectId === null && input.rotationWebhookUrl) {
     throw invalid(
       "rotation_webhook_url",

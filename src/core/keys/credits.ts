@@ -9,7 +9,7 @@ import type { CreditOperation } from "../usage";
 import { adjustCredits, readCredits } from "../usage-store";
 import { creditsSpecOf, lineageOf } from "../verify/cache";
 import { findKey } from "./find";
-import { requireKeyAdmin } from "./rules";
+import { requireChangeable, requireKeyAdmin } from "./rules";
 
 /** The exact remaining credits (the usage object's), or null for a key without credits. */
 export async function liveCredits(core: Core, key: ApiKeyRow): Promise<number | null> {
@@ -30,9 +30,7 @@ export async function adjustKeyCredits(
   requireScope(principal, "keys:write");
   const key = await findKey(core, principal, keyId);
   requireKeyAdmin(principal, key, "change");
-  if (key.revokedAt !== null || key.replacedByKeyId !== null) {
-    throw conflict("A revoked or replaced key cannot be changed.");
-  }
+  requireChangeable(key, core.now());
   const spec = creditsSpecOf(key);
   if (!spec) throw conflict("This key has no credits (unlimited): set them with PATCH first.");
   const { remaining } = await adjustCredits(core, lineageOf(key), spec, operation, value);

@@ -13,7 +13,7 @@ import { findKey, type KeyPlace } from "./find";
 import {
   cappedExpiry,
   DAY_MS,
-  isLive,
+  isChangeable,
   nextRotationAt,
   requireGrantable,
   requireKeyAdmin,
@@ -63,7 +63,7 @@ export function lostRotationRace(error: unknown): boolean {
 export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceMs: number) {
   const now = core.now();
   // A disabled key can be rotated: its successor inherits `enabled`, like every field.
-  if (!isLive(old, now) || old.replacedByKeyId !== null) {
+  if (!isChangeable(old, now)) {
     throw conflict("Only an active key that has not been replaced can be rotated.");
   }
   const prefix = old.keyPrefix.slice(0, old.keyPrefix.indexOf("_"));

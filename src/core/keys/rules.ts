@@ -1,6 +1,6 @@
 // The rules every key operation shares: liveness, who may grant what, who may change what.
 import type { ApiKeyRow, KEY_SOURCES } from "../../db/schema";
-import { forbidden, invalid } from "../errors";
+import { conflict, forbidden, invalid } from "../errors";
 import { hasScope, MANAGEMENT_SCOPES, type Principal, requireAdmin } from "../principal";
 
 export type KeySource = (typeof KEY_SOURCES)[number];
@@ -17,6 +17,21 @@ export const isLive = (key: ApiKeyRow, now: number) =>
   key.revokedAt === null &&
   (key.expiresAt === null || key.expiresAt > now) &&
   (key.graceExpiresAt === null || key.graceExpiresAt > now);
+
+/** Live and not replaced: a key whose settings can still change, or that can be rotated. */
+export const isChangeable = (key: ApiKeyRow, now: number) =>
+  isLive(key, now) && key.replacedByKeyId === null;
+
+/** The 409 of a change to a key that is no longer changeable (see isChangeable). */
+export function requireChangeable(key: ApiKeyRow, now: number): void {
+  if (key.revokedAt !== null || key.replacedByKeyId !== null) {
+    throw conflict("A revoked or replaced key cannot be changed.");
+  }
+  // Expired stays dead, like revoked: a new expiry must not bring a key back.
+  if (!isLive(key, now)) {
+    throw conflict("An expired key (or one past its rotation grace) cannot be changed.");
+  }
+}
 
 /** Derived `is_active`: live and not disabled (a disabled key verifies `DISABLED`). */
 export const isActive = (key: ApiKeyRow, now: number) => key.enabled && isLive(key, now);
