@@ -176,5 +176,13 @@ describe("KeyService over a service binding", () => {
       exports.KeyService.verify(keys.project, { requiredScopes: ["has space"] }),
     );
     expect(badScope.message).toMatch(/requiredScopes/);
+    // A misspelled option is refused over both doors, never answered as if it was not asked.
+    const misspeltHttp = await verify(keys.project, { required_scope: ["admin"] });
+    expect(misspeltHttp.status).toBe(400);
+    const misspeltRpc = await rpcError(() =>
+      exports.KeyService.verify(keys.project, { requiredScope: ["admin"] } as never),
+    );
+    expect(misspeltRpc).toBeInstanceOf(TypeError);
+    expect(misspeltRpc.message).toMatch(/requiredScope/);
   });
 });

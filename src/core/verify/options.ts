@@ -38,7 +38,8 @@ const RateLimitUsesSchema = z
  * What a verification may ask besides the key: the one contract of HTTP verify (by wire
  * names, src/routes/verify.ts) and RPC `verify` (these names), so both refuse the same input.
  */
-export const VerifyOptionsSchema = z.object({
+// Strict: a misspelled member (`requiredScope`) is refused, never skipped as if not asked.
+export const VerifyOptionsSchema = z.strictObject({
   requiredScopes: ScopesSchema.optional(),
   /** The key must reach this project, else `WRONG_PROJECT`. */
   projectId: IdSchema.optional(),
