@@ -5,7 +5,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { hashKey } from "../src/core/key-material";
 import { memoryCache } from "../src/core/verify";
-import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
+import { call, clearOfBoundary, newKey, newOrg, rejectedResult, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -39,13 +39,6 @@ const verifyMany = async (key: string, n: number, extra: Record<string, unknown>
   for (const answer of answers) expect(answer.status).toBe(200);
   return answers.map((a) => a.body);
 };
-
-/** Wait until `now` is at least `margin` ms away from the next multiple of `period`. */
-async function clearOfBoundary(period: number, margin: number) {
-  while (period - (Date.now() % period) < margin) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** Make the caches forget a key, so the next verification reads D1 again. */
 async function forget(plaintext: string) {
@@ -321,6 +314,7 @@ describe("verify, extended", () => {
   });
 
   it("VALID carries the key's metadata and, for limited keys, its usage", async () => {
+    await clearOfBoundary(DAY, 60_000); // its daily limit and refill must not reset mid-test
     const key = await newKey(org.admin, org.project.id, {
       name: "billing",
       scopes: ["read"],
@@ -362,6 +356,7 @@ describe("verify, extended", () => {
   });
 
   it("RATE_LIMITED and USAGE_EXCEEDED carry the metadata; the other refusals none", async () => {
+    await clearOfBoundary(DAY, 60_000);
     const limited = await newKey(org.admin, org.project.id, {
       meta: { m: 1 },
       ratelimits: [limit("one", 1)],
@@ -389,8 +384,10 @@ describe("verify, extended", () => {
       credits: { remaining: 0, refill_at: null },
       ratelimits: null,
     });
-    // Every Part 2 member is null on the answers without metadata.
-    expect(rejectedResult("DISABLED")).toMatchObject({
+    // Every Part 2 member is null on the answers without metadata (a real one, not the helper).
+    const disabled = await newKey(org.admin, org.project.id, { enabled: false, meta: { m: 2 } });
+    expect((await verify(disabled.key)).body).toMatchObject({
+      code: "DISABLED",
       name: null,
       enabled: null,
       meta: null,

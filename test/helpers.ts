@@ -170,6 +170,17 @@ export const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 export const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
+ * Wait until `now` is at least `margin` ms before the next multiple of `period`: a test that
+ * fills a fixed window (a minute, a UTC day) then checks what is left must not straddle the
+ * window's end. Waits only in the last `margin` ms of a window.
+ */
+export async function clearOfBoundary(period: number, margin: number) {
+  while (period - (Date.now() % period) < margin) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
  * A gate on a condition other work brings about (background writes, racing requests): wait
  * for it, yielding to timers, and fail plainly if it never comes.
  */

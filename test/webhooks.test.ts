@@ -2,7 +2,17 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DELIVERY_BATCH, MAX_ATTEMPTS } from "../src/core/webhooks";
-import { call, iso, newKey, newOrg, nextLink, runCron, sessionToken, verify } from "./helpers";
+import {
+  call,
+  iso,
+  newKey,
+  newOrg,
+  nextLink,
+  runCron,
+  sessionToken,
+  until,
+  verify,
+} from "./helpers";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -570,10 +580,10 @@ describe("retries", () => {
     const run = runCron(Date.now());
     // While the slow receiver still has not answered, the others are done and recorded.
     let state = await byUrl();
-    for (let i = 0; i < 100 && state[fastUrl].status !== "delivered"; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(async () => {
       state = await byUrl();
-    }
+      return state[fastUrl].status === "delivered";
+    }, "the fast receiver's delivery recorded");
     expect(hooks.to(slowUrl)).toHaveLength(1);
     expect(state[fastUrl]).toMatchObject({ status: "delivered", attempts: 1 });
     expect(state[failingUrl]).toMatchObject({ status: "pending", attempts: 1 });
@@ -894,9 +904,7 @@ describe("retrying a delivery", () => {
     });
     const hooks = receivers({ [url]: () => answer });
     const run = runCron(Date.now());
-    for (let i = 0; i < 100 && hooks.to(url).length === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await until(() => hooks.to(url).length > 0, "the attempt sent");
     expect(hooks.to(url)).toHaveLength(1);
     return { hooks, run, release };
   }

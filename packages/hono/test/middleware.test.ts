@@ -14,7 +14,15 @@ import { Hono } from "hono";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../../../src/core/key-material";
 import worker from "../../../src/index";
-import { BASE, call, newKey, newOrg, sessionToken, verify } from "../../../test/helpers";
+import {
+  BASE,
+  call,
+  clearOfBoundary,
+  newKey,
+  newOrg,
+  sessionToken,
+  verify,
+} from "../../../test/helpers";
 
 const PINNED_ORG = "org_pinned";
 
@@ -200,6 +208,7 @@ describe("governance verdicts from the real Keygate", () => {
   });
 
   it("RATE_LIMITED → 429 with Retry-After and RateLimit fields for the refusing limit", async () => {
+    await clearOfBoundary(60_000, 10_000); // the three requests must fall in one minute
     const limited = await withFields({
       ratelimits: [
         { name: "burst", limit: 2, duration_ms: 60_000 },
@@ -231,6 +240,7 @@ describe("governance verdicts from the real Keygate", () => {
     expectProblem(empty, 429, "USAGE_EXCEEDED");
     expect(empty.headers.get("retry-after")).toBeNull();
 
+    await clearOfBoundary(86_400_000, 60_000); // refused before the refill, not after it
     const daily = await withFields({
       credits: { remaining: 0, refill: { interval: "daily", amount: 10 } },
     });
