@@ -77,7 +77,10 @@ const route = createRoute({
   responses: {
     200: jsonResponse(VerifyResultSchema, "The verdict (valid or not)."),
     400: errorResponses[400],
-
+    401: {
+      ...errorResponses[401],
+      description: "A verifier credential was sent (`Authorization`) and is not valid.",
+    },
     ...bodyErrorResponses,
     429: {
       ...errorResponses[429],

@@ -119,6 +119,17 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A verifier credential was sent (`Authorization`) and is not valid. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is over 64 KiB. */
                 413: {
                     headers: {
