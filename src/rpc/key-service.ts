@@ -9,8 +9,8 @@ import {
   verifyAndCount,
 } from "../core/verify";
 
-// Consumers import their types from this one module:
-//   import type { KeyService, VerifyResult } from "<keygate>/src/rpc/key-service";
+// The verification types, for code inside this repository; a consumer Worker takes the same
+// types from @keygate/hono (packages/hono/src/types.ts, kept equal by its types.test-d.ts).
 export type { VerifyCode, VerifyOptions, VerifyResult } from "../core/verify";
 
 /**

@@ -1,5 +1,5 @@
 // Keygate's verification contract, written out so a consumer installs only this package (no
-// import of Keygate's source). test/types.test.ts keeps it equal to Keygate's own types.
+// import of Keygate's source). test/types.test-d.ts (checked by `npm run typecheck`) keeps it equal to Keygate's own types.
 
 /** Why a key was accepted or refused. The first failing check answers, in this order. */
 export type VerifyCode =
