@@ -52,6 +52,15 @@ describe("problem+json for every error", () => {
     expectProblem(await call("DELETE", "/v1/organizations/org_x/api-keys"), 405);
   });
 
+  it("matches a route's literal segments exactly when looking for 405s", async () => {
+    // A dot in /openapi.json is a dot, not any character: these paths are routed nowhere.
+    expectProblem(await call("GET", "/openapiXjson"), 404);
+    expectProblem(await call("POST", "/openapiXjson"), 404);
+    expectProblem(await call("POST", "/openapi.json"), 405);
+    // A parameter is one non-empty segment.
+    expectProblem(await call("POST", "/v1/api-keys//rotate/x"), 404);
+  });
+
   it("answers a body over 64 KiB with 413 and writes nothing", async () => {
     const before = await rowCounts();
     const response = await call("POST", "/v1/projects", {

@@ -70,9 +70,12 @@ export function createApp() {
     security: [{ bearerAuth: [] }],
   }));
 
-  // Unknown path → 404; known path, other method → 405 with Allow.
+  // Unknown path → 404; known path, other method → 405 with Allow. The table is built once,
+  // on the first miss, when every route is registered.
+  let routeTable: RouteTable | undefined;
   app.notFound((c) => {
-    const allowed = allowedMethods(app.routes, c.req.path);
+    routeTable ??= routeTableOf(app.routes);
+    const allowed = allowedMethods(routeTable, c.req.path);
     if (allowed.length > 0) {
       const problem = new Problem(
         "method-not-allowed",
@@ -95,13 +98,31 @@ export function createApp() {
   return app;
 }
 
-/** The methods routed on exactly this path (strict: a trailing slash is another path). */
-function allowedMethods(routes: { path: string; method: string }[], path: string): string[] {
+/** A routed path as its segments (`null` = a `:param`, any one non-empty segment), and its method. */
+type RouteTable = { segments: (string | null)[]; method: string }[];
+
+function routeTableOf(routes: { path: string; method: string }[]): RouteTable {
+  return routes
+    .filter((route) => route.method !== "ALL" && route.path !== "/*" && route.path !== "*")
+    .map((route) => ({
+      segments: route.path.split("/").map((part) => (part.startsWith(":") ? null : part)),
+      method: route.method,
+    }));
+}
+
+/**
+ * The methods routed on exactly this path, compared segment by segment (no pattern: a `.` in
+ * `/openapi.json` is a dot). Strict: a trailing slash is another path.
+ */
+function allowedMethods(table: RouteTable, path: string): string[] {
+  const parts = path.split("/");
   const methods = new Set<string>();
-  for (const route of routes) {
-    if (route.method === "ALL" || route.path === "/*" || route.path === "*") continue;
-    const pattern = new RegExp(`^${route.path.replace(/:[^/]+/g, "[^/]+")}$`);
-    if (pattern.test(path)) methods.add(route.method);
+  for (const { segments, method } of table) {
+    if (segments.length !== parts.length) continue;
+    const matches = segments.every((segment, i) =>
+      segment === null ? parts[i] !== "" : segment === parts[i],
+    );
+    if (matches) methods.add(method);
   }
   return [...methods].sort();
 }
