@@ -22,6 +22,7 @@ const run = (command, commandArgs, env = process.env) =>
   execFileSync(command, commandArgs, { stdio: "inherit", env });
 try {
   run(process.execPath, ["scripts/setup-dev.mjs"]);
+  run(process.execPath, ["scripts/build-assets.mjs"]);
   run("wrangler", ["d1", "migrations", "apply", "DB", "--local"], { ...process.env, CI: "1" });
 } catch (error) {
   process.exit(typeof error.status === "number" ? error.status : 1);

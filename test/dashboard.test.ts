@@ -699,7 +699,7 @@ describe("dashboard charts", () => {
     expect(page.text).toContain('data-testid="verification-total">4<');
     expect(page.text).toContain("data-chart=");
     expect(page.text).toContain('aria-current="page">Last hour<');
-    expect(page.text).toContain('src="/dashboard/assets/uplot.js"');
+    expect(page.text).toMatch(/src="\/dashboard\/assets\/uplot\.[0-9a-f]{12}\.js"/);
     const project = await dash("GET", `/dashboard/projects/${org.project.id}`, {
       session: org.admin,
     });
@@ -709,12 +709,47 @@ describe("dashboard charts", () => {
 });
 
 describe("dashboard assets", () => {
+  /** The fingerprinted files a signed-out page links to, by logical name. */
+  async function linkedAssets(): Promise<Map<string, string>> {
+    const page = await dash("GET", "/dashboard/sign-in");
+    const links = [
+      ...page.text.matchAll(
+        /(?:href|src)="(\/dashboard\/assets\/([a-z]+)\.[0-9a-f]{12}\.(css|js))"/g,
+      ),
+    ];
+    return new Map(links.map(([, url, name, ext]) => [`${name}.${ext}`, url as string]));
+  }
+
+  it("links fingerprinted files and serves them from the assets binding, cached for a year", async () => {
+    const assets = await linkedAssets();
+    expect([...assets.keys()].sort()).toEqual(["app.css", "app.js"]);
+    const css = await dash("GET", assets.get("app.css") as string);
+    expect(css.status).toBe(200);
+    expect(css.headers.get("content-type")).toContain("text/css");
+    expect(css.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(css.text).toContain("--accent");
+    const script = await dash("GET", assets.get("app.js") as string);
+    expect(script.headers.get("content-type")).toContain("javascript");
+    expect(script.text).toContain("data-copy");
+  });
+
   it("serves uPlot from the Worker", async () => {
-    const script = await dash("GET", "/dashboard/assets/uplot.js");
+    const { default: manifest } = await import("../src/dashboard/asset-manifest.json");
+    const script = await dash("GET", `/dashboard/assets/${manifest["uplot.js"]}`);
     expect(script.status).toBe(200);
     expect(script.headers.get("content-type")).toContain("javascript");
     expect(script.text).toContain("uPlot");
-    const css = await dash("GET", "/dashboard/assets/uplot.css");
+    const css = await dash("GET", `/dashboard/assets/${manifest["uplot.css"]}`);
     expect(css.text).toContain(".uplot");
+  });
+
+  it("answers a name that is not this build's file with 404", async () => {
+    for (const path of [
+      "/dashboard/assets/app.css",
+      "/dashboard/assets/app.000000000000.css",
+      "/dashboard/assets/..%2Fstandalone.js",
+    ]) {
+      expect((await dash("GET", path)).status).toBe(404);
+    }
   });
 });

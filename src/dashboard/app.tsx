@@ -3,8 +3,6 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Child } from "hono/jsx";
-import UPLOT_SCRIPT from "uplot/dist/uPlot.iife.min.js";
-import UPLOT_STYLES from "uplot/dist/uPlot.min.css";
 import { createCore } from "../context";
 import { keyVerifications, projectVerifications } from "../core/analytics/queries";
 import { listAuditEvents } from "../core/audit";
@@ -38,7 +36,7 @@ import { actorOf } from "../http/auth";
 import { MAX_BODY_BYTES } from "../http/body";
 import { SlugSchema } from "../http/fields";
 import { AccessForm, accessValues, changedAccess, readAccess } from "./access";
-import { CHART_SCRIPT, CLERK_SCRIPT, SCRIPT, STYLES } from "./assets";
+import { serveAsset } from "./assets";
 import { ChartAssets, rangeOf, rangeQuery, VerificationChart } from "./charts";
 import { FormReader, type FormValues, formErrors, localInput, readForm } from "./forms";
 import {
@@ -285,17 +283,7 @@ export function createDashboard() {
     }),
   );
 
-  const asset = (body: string, type: string) => (c: C) =>
-    c.body(body, 200, {
-      "content-type": type,
-      "cache-control": "public, max-age=300",
-    });
-  app.get("/assets/app.css", asset(STYLES, "text/css; charset=utf-8"));
-  app.get("/assets/app.js", asset(SCRIPT, "text/javascript; charset=utf-8"));
-  app.get("/assets/clerk.js", asset(CLERK_SCRIPT, "text/javascript; charset=utf-8"));
-  app.get("/assets/uplot.js", asset(UPLOT_SCRIPT, "text/javascript; charset=utf-8"));
-  app.get("/assets/uplot.css", asset(UPLOT_STYLES, "text/css; charset=utf-8"));
-  app.get("/assets/chart.js", asset(CHART_SCRIPT, "text/javascript; charset=utf-8"));
+  app.get("/assets/:file", (c) => serveAsset(c.env.ASSETS, c.req.url, c.req.param("file")));
 
   // ---------- sign-in ----------
 

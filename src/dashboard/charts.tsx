@@ -1,6 +1,7 @@
 // Verifications over time, by outcome: a uPlot chart drawn from data attributes (no inline
 // script), with the same numbers as a table for screen readers and an empty state.
 import type { FC } from "hono/jsx";
+import { assetUrl } from "./assets";
 import { BASE, Empty, formatInstant } from "./layout";
 
 export interface ChartBucket {
@@ -137,8 +138,8 @@ export const VerificationChart: FC<{
 /** The stylesheet and script of the chart: only on pages that have one. */
 export const ChartAssets: FC = () => (
   <>
-    <link rel="stylesheet" href={`${BASE}/assets/uplot.css`} />
-    <script src={`${BASE}/assets/uplot.js`} defer />
-    <script src={`${BASE}/assets/chart.js`} defer />
+    <link rel="stylesheet" href={assetUrl("uplot.css")} />
+    <script src={assetUrl("uplot.js")} defer />
+    <script src={assetUrl("chart.js")} defer />
   </>
 );

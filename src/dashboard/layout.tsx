@@ -1,6 +1,7 @@
 // The dashboard's frame and the small pieces every page is made of. Values are rendered as
 // JSX children or attributes only, so Hono escapes every one of them.
 import type { Child, FC, PropsWithChildren } from "hono/jsx";
+import { assetUrl } from "./assets";
 import type { UserPrincipal } from "./session";
 
 export const BASE = "/dashboard";
@@ -31,8 +32,8 @@ export const Layout: FC<PropsWithChildren<Frame>> = ({
       <meta name="referrer" content="same-origin" />
       <title>{`${title} · Keygate`}</title>
       <link rel="icon" href="data:," />
-      <link rel="stylesheet" href={`${BASE}/assets/app.css`} />
-      <script src={`${BASE}/assets/app.js`} defer />
+      <link rel="stylesheet" href={assetUrl("app.css")} />
+      <script src={assetUrl("app.js")} defer />
       {head ?? null}
       {clerk ? (
         <>
@@ -42,7 +43,7 @@ export const Layout: FC<PropsWithChildren<Frame>> = ({
             crossorigin="anonymous"
             defer
           />
-          <script src={`${BASE}/assets/clerk.js`} defer />
+          <script src={assetUrl("clerk.js")} defer />
         </>
       ) : null}
     </head>
