@@ -1,8 +1,7 @@
 // Key pages: the list, the create and edit forms, rotation, revocation, and the one page that
 // shows a plaintext key.
 import type { FC } from "hono/jsx";
-import { isActive, isLive } from "../core/keys";
-import { isAdmin, type Principal } from "../core/principal";
+import { isActive } from "../core/keys";
 import type { ApiKeyRow, EnvironmentRow, ProjectRow } from "../db/schema";
 import { AccessFacts } from "./access";
 import { type FormValues, localInput } from "./forms";
@@ -42,14 +41,6 @@ export const StatusBadge: FC<{ keyRow: ApiKeyRow; now: number }> = ({ keyRow, no
   const status = keyStatus(keyRow, now);
   return <span class={`badge ${status.kind}`}>{status.label}</span>;
 };
-
-/** Org-scoped and admin-managed keys change only at an admin's hand (as the core enforces). */
-export const mayChange = (principal: Principal, key: ApiKeyRow) =>
-  isAdmin(principal) || (key.projectId !== null && !key.isAdminManaged);
-
-/** A key can still be edited and rotated, as the core allows: live and not replaced. */
-export const isChangeable = (key: ApiKeyRow, now: number) =>
-  isLive(key, now) && key.replacedByKeyId === null;
 
 export const KeyTable: FC<{
   keys: ApiKeyRow[];

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { type DomainError, isDomainError } from "../core/errors";
 import { parseKey } from "../core/key-material";
@@ -26,7 +27,7 @@ export type ProblemKind =
   | "unavailable"
   | "internal";
 
-const KINDS: Record<ProblemKind, { status: number; title: string }> = {
+const KINDS: Record<ProblemKind, { status: ContentfulStatusCode; title: string }> = {
   validation: { status: 400, title: "Bad Request" },
   unauthorized: { status: 401, title: "Unauthorized" },
   forbidden: { status: 403, title: "Forbidden" },
@@ -71,7 +72,7 @@ function echoValue(value: unknown, depth = 0): unknown {
 
 /** An HTTP error answer: rendered as problem+json by the app's one error handler. */
 export class Problem extends Error {
-  readonly status: number;
+  readonly status: ContentfulStatusCode;
   readonly title: string;
   readonly errors: FieldError[];
   readonly headers: Record<string, string>;

@@ -5,4 +5,4 @@ export { findKey, getKey, type KeyPlace } from "./find";
 export { type CreateKeyInput, createKey } from "./issue";
 export { type KeyFilter, listKeys } from "./list";
 export { lostRotationRace, rotateKey, rotateRow, SCHEDULED_GRACE_MS } from "./rotate";
-export { isActive, isChangeable, isLive, type KeySource } from "./rules";
+export { isActive, isChangeable, isLive, type KeySource, mayChangeKey } from "./rules";

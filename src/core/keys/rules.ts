@@ -1,7 +1,7 @@
 // The rules every key operation shares: liveness, who may grant what, who may change what.
 import type { ApiKeyRow, KEY_SOURCES } from "../../db/schema";
 import { conflict, forbidden, invalid } from "../errors";
-import { hasScope, MANAGEMENT_SCOPES, type Principal, requireAdmin } from "../principal";
+import { hasScope, isAdmin, MANAGEMENT_SCOPES, type Principal, requireAdmin } from "../principal";
 
 export type KeySource = (typeof KEY_SOURCES)[number];
 
@@ -74,7 +74,11 @@ export function requireFuture(field: string, at: number | null | undefined, now:
   }
 }
 
-/** Admin-only: changing org-scoped or admin-managed keys. */
+/** Org-scoped and admin-managed keys change only at an admin's hand; other keys at anyone's. */
+export const mayChangeKey = (principal: Principal, key: ApiKeyRow) =>
+  isAdmin(principal) || (key.projectId !== null && !key.isAdminManaged);
+
+/** Admin-only: changing org-scoped or admin-managed keys (see mayChangeKey). */
 export function requireKeyAdmin(principal: Principal, key: ApiKeyRow, action: string): void {
   if (key.projectId === null) requireAdmin(principal, `${action} organization-scoped keys`);
   if (key.isAdminManaged) requireAdmin(principal, `${action} admin-managed keys`);

@@ -1,0 +1,305 @@
+// One key: its page (facts, chart, edit and access forms), rotate and revoke, and the
+// create-key answer the project and organization-key sections share.
+import type { Child } from "hono/jsx";
+import { keyVerifications } from "../../core/analytics/queries";
+import {
+  type CreateKeyInput,
+  createKey,
+  getKey,
+  isChangeable,
+  liveCredits,
+  mayChangeKey,
+  revokeKey,
+  rotateKey,
+  type UpdateKeyInput,
+  updateKey,
+} from "../../core/keys";
+import { findProject } from "../../core/projects";
+import type { ApiKeyRow } from "../../db/schema";
+import { AccessForm, accessValues, changedAccess, readAccess } from "../access";
+import { ChartAssets, rangeOf, rangeQuery, VerificationChart } from "../charts";
+import { FormReader, type FormValues, formErrors, localInput, readForm } from "../forms";
+import { type C, flash, type PageFrame, secretPage, section } from "../frame";
+import {
+  EditKeyForm,
+  editValues,
+  GRACE_CHOICES,
+  KeyFacts,
+  KeyShownOnce,
+  RevokeForm,
+  RotateForm,
+  StatusBadge,
+} from "../keys";
+import { BASE, type FieldErrors, formatInstant, PageHead } from "../layout";
+import { submitOnce, withoutToken } from "../once";
+
+export const keys = section();
+
+/**
+ * A create-key form's POST: the key, shown once on the page that answers, or the form again
+ * with the core's errors. Once per form (see once.ts): a repeat goes to the key it created.
+ */
+export function createKeyOnce(
+  c: C,
+  values: FormValues,
+  input: CreateKeyInput,
+  page: {
+    section: PageFrame["section"];
+    title: string;
+    form: (values: FormValues, errors: FieldErrors) => Response | Promise<Response>;
+  },
+) {
+  const { core, principal, actor } = c.var;
+  return submitOnce(
+    core,
+    principal,
+    { path: c.req.path, values },
+    {
+      submit: async () => {
+        try {
+          const { key, plaintext } = await createKey(core, actor, input);
+          const created = await secretPage(
+            c,
+            { title: "Key created", section: page.section },
+            <KeyShownOnce title={page.title} keyRow={key} plaintext={plaintext} now={core.now()} />,
+          );
+          return { created, location: `${BASE}/keys/${key.id}` };
+        } catch (error) {
+          return { refused: await page.form(values, formErrors(error)) };
+        }
+      },
+      again: (message) => page.form(withoutToken(values), { _: message }),
+      repeatNotice: "key-created-before",
+    },
+  );
+}
+
+const keyPage = async (
+  c: C,
+  key: ApiKeyRow,
+  values: FormValues | null = null,
+  errors: FieldErrors = {},
+  access: { values: FormValues; errors: FieldErrors } | null = null,
+) => {
+  const { core, principal } = c.var;
+  const now = core.now();
+  const range = rangeOf(c.req.query("range"));
+  const query = rangeQuery(range, now);
+  const [project, remaining, usage] = await Promise.all([
+    key.projectId ? findProject(core, principal, key.projectId) : null,
+    // The exact balance from the usage store (the row may lag it by up to a minute).
+    liveCredits(core, key),
+    keyVerifications(core, principal, key.id, query),
+  ]);
+  const changeable = isChangeable(key, now) && mayChangeKey(principal, key);
+  const crumbs = project
+    ? [
+        { href: `${BASE}/projects`, label: "Projects" },
+        { href: `${BASE}/projects/${project.id}`, label: project.name },
+      ]
+    : [{ href: `${BASE}/org-keys`, label: "Organization keys" }];
+  return c.render(
+    <>
+      <PageHead
+        title={
+          <>
+            {key.name} <StatusBadge keyRow={key} now={now} />
+          </>
+        }
+        crumbs={crumbs}
+        actions={
+          changeable ? (
+            <>
+              <a class="btn" href={`${BASE}/keys/${key.id}/rotate`}>
+                Rotate…
+              </a>
+              <a class="btn danger-quiet" href={`${BASE}/keys/${key.id}/revoke`}>
+                Revoke…
+              </a>
+            </>
+          ) : null
+        }
+      />
+      {flash(c)}
+      <VerificationChart
+        data={usage}
+        range={range}
+        path={`${BASE}/keys/${key.id}`}
+        what="key"
+        {...query}
+      />
+      <div class="grid-2">
+        <div class="card">
+          <h2>Details</h2>
+          <KeyFacts keyRow={key} project={project} now={now} remaining={remaining} />
+        </div>
+        <div class="card">
+          <h2>Edit</h2>
+          {changeable ? (
+            <EditKeyForm keyRow={key} values={values ?? editValues(key)} errors={errors} />
+          ) : isChangeable(key, now) ? (
+            <p class="muted">
+              Only organization admins can change{" "}
+              {key.projectId === null ? "organization-scoped" : "admin-managed"} keys.
+            </p>
+          ) : (
+            <p class="muted">A revoked, expired or rotated key can no longer be changed.</p>
+          )}
+        </div>
+      </div>
+      {changeable ? (
+        <div class="card">
+          <h2>Access</h2>
+          <AccessForm
+            keyRow={key}
+            values={access?.values ?? accessValues(key)}
+            errors={access?.errors ?? {}}
+          />
+        </div>
+      ) : null}
+    </>,
+    { title: key.name, section: project ? "projects" : "org-keys", head: <ChartAssets /> },
+  );
+};
+
+const loadKey = (c: C) => getKey(c.var.core, c.var.principal, c.req.param("keyId") as string);
+
+keys.get("/:keyId", async (c) => keyPage(c, await loadKey(c)));
+
+keys.post("/:keyId", async (c) => {
+  const key = await loadKey(c);
+  const values = await readForm(c);
+  const form = new FormReader(values);
+  const input = changedFields(key, form);
+  if (!form.ok) return keyPage(c, key, values, form.errors);
+  try {
+    await updateKey(c.var.core, c.var.actor, key.id, input);
+  } catch (error) {
+    return keyPage(c, key, values, formErrors(error));
+  }
+  return c.redirect(`${BASE}/keys/${key.id}?notice=key-updated`, 303);
+});
+
+keys.post("/:keyId/access", async (c) => {
+  const key = await loadKey(c);
+  const values = await readForm(c);
+  const form = new FormReader(values);
+  const input = changedAccess(key, readAccess(form));
+  if (!form.ok) return keyPage(c, key, null, {}, { values, errors: form.errors });
+  try {
+    await updateKey(c.var.core, c.var.actor, key.id, { governance: input });
+  } catch (error) {
+    return keyPage(c, key, null, {}, { values, errors: formErrors(error) });
+  }
+  return c.redirect(`${BASE}/keys/${key.id}?notice=access-updated`, 303);
+});
+
+const confirmPage = (c: C, key: ApiKeyRow, title: string, body: Child) =>
+  c.render(
+    <div class="narrow">
+      <PageHead
+        title={title}
+        crumbs={[{ href: `${BASE}/keys/${key.id}`, label: key.name }]}
+        sub={<code>{key.keyPrefix}…</code>}
+      />
+      <div class="card">{body}</div>
+    </div>,
+    { title, section: key.projectId ? "projects" : "org-keys" },
+  );
+
+keys.get("/:keyId/rotate", async (c) => {
+  const key = await loadKey(c);
+  return confirmPage(
+    c,
+    key,
+    `Rotate “${key.name}”`,
+    <RotateForm keyRow={key} errors={{}} grace="3600" />,
+  );
+});
+
+keys.post("/:keyId/rotate", async (c) => {
+  const key = await loadKey(c);
+  const form = new FormReader(await readForm(c));
+  const grace = form.choice(
+    "grace",
+    GRACE_CHOICES.map((g) => g.value),
+    "0",
+  );
+  const seconds = GRACE_CHOICES.find((g) => g.value === grace)?.seconds ?? 0;
+  if (!form.ok) {
+    return confirmPage(
+      c,
+      key,
+      `Rotate “${key.name}”`,
+      <RotateForm keyRow={key} errors={form.errors} grace={grace} />,
+    );
+  }
+  try {
+    const { fresh, old, plaintext } = await rotateKey(c.var.core, c.var.actor, key.id, seconds);
+    const note =
+      seconds === 0
+        ? "The old key was revoked."
+        : `The old key keeps working until ${formatInstant(old.graceExpiresAt as number)}.`;
+    return secretPage(
+      c,
+      { title: "Key rotated", section: fresh.projectId ? "projects" : "org-keys" },
+      <KeyShownOnce
+        title="New key issued"
+        keyRow={fresh}
+        plaintext={plaintext}
+        note={note}
+        now={c.var.core.now()}
+      />,
+    );
+  } catch (error) {
+    return confirmPage(
+      c,
+      key,
+      `Rotate “${key.name}”`,
+      <RotateForm keyRow={key} errors={formErrors(error)} grace={grace} />,
+    );
+  }
+});
+
+keys.get("/:keyId/revoke", async (c) => {
+  const key = await loadKey(c);
+  return confirmPage(c, key, `Revoke “${key.name}”?`, <RevokeForm keyRow={key} errors={{}} />);
+});
+
+keys.post("/:keyId/revoke", async (c) => {
+  const key = await loadKey(c);
+  try {
+    await revokeKey(c.var.core, c.var.actor, key.id);
+  } catch (error) {
+    return confirmPage(
+      c,
+      key,
+      `Revoke “${key.name}”?`,
+      <RevokeForm keyRow={key} errors={formErrors(error)} />,
+    );
+  }
+  return c.redirect(`${BASE}/keys/${key.id}?notice=key-revoked`, 303);
+});
+
+/**
+ * Only what the form changed goes to the core: an unchanged schedule must not restart, an
+ * unchanged (minute-rounded) expiry already past must not block a rename, and the audit log
+ * names the fields that really changed.
+ */
+function changedFields(key: ApiKeyRow, form: FormReader): UpdateKeyInput {
+  const input: UpdateKeyInput = {};
+  const name = form.name();
+  if (name !== key.name) input.name = name;
+  const scopes = form.scopes();
+  if (scopes.join(" ") !== key.scopes.join(" ")) input.scopes = scopes;
+  if (form.text("expires_at") !== localInput(key.expiresAt)) {
+    input.expiresAt = form.instant("expires_at");
+  }
+  if (key.projectId !== null) {
+    const interval = form.rotationInterval();
+    if (interval !== key.rotationIntervalDays) input.rotationIntervalDays = interval;
+    const url = form.webhookUrl();
+    if (url !== key.rotationWebhookUrl) input.rotationWebhookUrl = url;
+  }
+  return input;
+}
