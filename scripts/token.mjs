@@ -1,9 +1,9 @@
 // Mint a dev Clerk-shaped session token, signed with the key scripts/setup-dev.mjs made.
 //   npm run token -- --org org_x --role admin [--user user_1] [--v1] [--ttl 3600]
 //   (--ttl in seconds; negative for an already expired token: --ttl -10)
-import { createPrivateKey, createSign } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { mintSessionToken } from "../src/dashboard/session-token.ts";
 
 // `--ttl -10` (an already expired token) is a value, not an option: parseArgs would refuse it.
 const args = [];
@@ -39,22 +39,19 @@ if (!Number.isInteger(ttl)) {
   process.exit(1);
 }
 
-const b64url = (value) => Buffer.from(value).toString("base64url");
-const now = Math.floor(Date.now() / 1000);
 const role = values.role.replace(/^org:/, "");
-const claims = {
-  sub: values.user,
-  sid: `sess_dev_${now}`,
-  iat: now,
-  nbf: now - 5,
-  exp: now + ttl,
-  iss: "https://clerk.keygate.local",
-  ...(values.v1
-    ? { v: 1, org_id: values.org, org_role: `org:${role}` }
-    : { v: 2, o: { id: values.org, rol: role, slg: values.org } }),
-};
-const head = `${b64url(JSON.stringify({ alg: "RS256", typ: "JWT", kid: "ins_dev" }))}.${b64url(JSON.stringify(claims))}`;
-const signature = createSign("RSA-SHA256")
-  .update(head)
-  .sign(createPrivateKey(readFileSync(values.key)), "base64url");
-process.stdout.write(`${head}.${signature}\n`);
+if (role !== "admin" && role !== "member") {
+  console.error(`--role is admin or member, not ${values.role}.`);
+  process.exit(1);
+}
+const token = await mintSessionToken(
+  readFileSync(values.key, "utf8"),
+  {
+    organizationId: values.org,
+    userId: values.user,
+    role,
+    version: values.v1 ? 1 : 2,
+  },
+  { nowMs: Date.now(), ttlSeconds: ttl },
+);
+process.stdout.write(`${token}\n`);

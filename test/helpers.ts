@@ -4,7 +4,7 @@ import {
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { importPKCS8, SignJWT } from "jose";
+import { mintSessionToken } from "../src/dashboard/session-token";
 import worker from "../src/index";
 
 export const BASE = "http://keygate.test";
@@ -67,30 +67,25 @@ export interface SessionOptions {
   claims?: Record<string, unknown>;
 }
 
-/** A Clerk-shaped session JWT signed with the test run's key (RS256). */
-export async function sessionToken(options: SessionOptions = {}): Promise<string> {
-  const org = options.org === undefined ? "org_test" : options.org;
-  const role = options.role ?? "admin";
-  const now = Math.floor(Date.now() / 1000);
-  const claims: Record<string, unknown> = {
-    sid: `sess_${crypto.randomUUID()}`,
-    v: options.version ?? 2,
-  };
-  if (org !== null) {
-    if ((options.version ?? 2) === 2) claims.o = { id: org, rol: role, slg: org };
-    else Object.assign(claims, { org_id: org, org_role: `org:${role}` });
-  }
-  if (options.azp) claims.azp = options.azp;
-  Object.assign(claims, options.claims);
-  const key = await importPKCS8(options.privateKey ?? env.TEST_CLERK_PRIVATE_KEY, "RS256");
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: "RS256", kid: "ins_test", typ: "JWT" })
-    .setSubject(options.user ?? "user_admin")
-    .setIssuer("https://clerk.keygate.test")
-    .setIssuedAt(now - 5)
-    .setNotBefore(now - 5)
-    .setExpirationTime(now + (options.expiresIn ?? 600))
-    .sign(key);
+/** A Clerk-shaped session JWT signed with the test run's key (RS256), by the one minter. */
+export function sessionToken(options: SessionOptions = {}): Promise<string> {
+  return mintSessionToken(
+    options.privateKey ?? env.TEST_CLERK_PRIVATE_KEY,
+    {
+      organizationId: options.org === undefined ? "org_test" : options.org,
+      userId: options.user ?? "user_admin",
+      role: options.role ?? "admin",
+      version: options.version ?? 2,
+      azp: options.azp,
+      extra: options.claims,
+    },
+    {
+      nowMs: Date.now(),
+      ttlSeconds: options.expiresIn ?? 600,
+      issuer: "https://clerk.keygate.test",
+      keyId: "ins_test",
+    },
+  );
 }
 
 let orgCounter = 0;

@@ -7,6 +7,7 @@ import type { Core } from "../core/context";
 import { isDomainError } from "../core/errors";
 import { looksLikeKey } from "../core/key-material";
 import type { Principal } from "../core/principal";
+import { mintSessionToken } from "./session-token";
 
 /** Clerk's frontend keeps the session JWT in this cookie on the app's own domain. */
 export const SESSION_COOKIE = "__session";
@@ -64,60 +65,16 @@ export function clearSessionCookie(c: Context) {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: isHttps(c) });
 }
 
-const b64url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
-const b64urlText = (text: string) => b64url(new TextEncoder().encode(text));
-
-function pkcs8(pem: string): ArrayBuffer {
-  const body = pem
-    .replace(/\\n/g, "\n")
-    .replace(/-----(BEGIN|END) PRIVATE KEY-----/g, "")
-    .replace(/\s+/g, "");
-  const binary = atob(body);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes.buffer;
-}
-
 /**
- * A Clerk-shaped v2 session token (what `npm run token` mints), signed RS256 with the dev
- * private key, so that it goes through the very same verification as a real Clerk session.
+ * A Clerk-shaped v2 session token (what `npm run token` mints), signed with the dev private
+ * key, so that it goes through the very same verification as a real Clerk session.
  */
-export async function mintDevSession(
+export const mintDevSession = (
   privateKeyPem: string,
   claims: { organizationId: string; userId: string; role: "admin" | "member"; azp?: string },
   nowMs: number,
-): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "pkcs8",
-    pkcs8(privateKeyPem),
-    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const now = Math.floor(nowMs / 1000);
-  const payload = {
-    sub: claims.userId,
-    sid: `sess_dev_${crypto.randomUUID().replaceAll("-", "")}`,
-    iat: now,
-    nbf: now - 5,
-    exp: now + DEV_SESSION_SECONDS,
-    iss: "https://clerk.keygate.local",
-    v: 2,
-    o: { id: claims.organizationId, rol: claims.role, slg: claims.organizationId },
-    ...(claims.azp ? { azp: claims.azp } : {}),
-  };
-  const head = `${b64urlText(JSON.stringify({ alg: "RS256", typ: "JWT", kid: "ins_dev" }))}.${b64urlText(JSON.stringify(payload))}`;
-  const signature = await crypto.subtle.sign(
-    "RSASSA-PKCS1-v1_5",
-    key,
-    new TextEncoder().encode(head),
-  );
-  return `${head}.${b64url(new Uint8Array(signature))}`;
-}
+): Promise<string> =>
+  mintSessionToken(privateKeyPem, claims, { nowMs, ttlSeconds: DEV_SESSION_SECONDS });
 
 /** Clerk's Frontend API host, from a publishable key `pk_(test|live)_<base64 "host$">`. */
 export function clerkFrontendApi(publishableKey: string | undefined): string | null {
