@@ -311,7 +311,7 @@ async function sendEach(count, makeRequest) {
  * - the unlimited warm path as a multiple of this run's floor, next to the previous run's
  *   (the results file this run replaces). Single runs on this shared machine vary by ±15 %
  *   in that ratio, more than the 1.1× they would be judged by; the before/after target is
- *   judged by bench/compare.mjs over alternated runs of the two builds (README, Benchmark);
+ *   judged by bench/compare.mjs over alternated runs of the two builds (bench/README.md);
  * - the limited key's extra cost as a p50 delta (no single number isolates one KeyUsage
  *   round trip; that there is exactly one is the DO/req target above).
  */
