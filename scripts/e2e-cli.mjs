@@ -12,7 +12,7 @@ import { startDevServer } from "./dev-server.mjs";
 
 const log = (...args) => console.log("[cli]", ...args);
 // examples/consumer/wrangler.toml pins the consumer's binding to this organization.
-const PINNED_ORG = "org_x";
+const PINNED_ORG = "org_dev";
 
 function check(condition, message, detail) {
   if (!condition) {
