@@ -366,7 +366,7 @@ async function main() {
   const config = benchConfig();
   const keygate = await startSession("keygate", [config], 8790);
   // The organization examples/consumer's binding is pinned to: the RPC scenarios use its keys.
-  const token = sessionToken("org_x");
+  const token = sessionToken("org_dev");
   const project = await api(keygate.base, token, "POST", "/v1/projects", { name: "Bench" });
   const warmKey = (await createKeys(keygate.base, token, project.id, 1, "bench warm"))[0];
   const malformedKey = `${warmKey.slice(0, -1)}${warmKey.endsWith("A") ? "B" : "A"}`;

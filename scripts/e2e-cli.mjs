@@ -5,14 +5,23 @@
 //   npm run test:cli
 // Exit code 1 on the first broken expectation.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import {
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { startDevServer } from "./dev-server.mjs";
 
 const log = (...args) => console.log("[cli]", ...args);
 // examples/consumer/wrangler.toml pins the consumer's binding to this organization.
-const PINNED_ORG = "org_x";
+const PINNED_ORG = "org_dev";
 
 function check(condition, message, detail) {
   if (!condition) {
@@ -35,15 +44,19 @@ const cliEnv = {
 delete cliEnv.KEYGATE_TOKEN;
 delete cliEnv.KEYGATE_URL;
 
-/** Run the installed `keygate` bin; resolves { code, stdout, stderr }, never rejects. */
-const keygate = (args, env = {}) =>
+/**
+ * Run the installed `keygate` bin with `input` on its stdin (secrets go there, never in argv);
+ * resolves { code, stdout, stderr }, never rejects.
+ */
+const keygate = (args, env = {}, input = "") =>
   new Promise((done) => {
-    execFile(
+    const child = execFile(
       resolve("node_modules/.bin/keygate"),
       args,
       { env: { ...cliEnv, ...env } },
       (error, stdout, stderr) => done({ code: error ? (error.code ?? 1) : 0, stdout, stderr }),
     );
+    child.stdin.end(input);
   });
 const json = async (args) => {
   const run = await keygate([...args, "--json"]);
@@ -74,17 +87,80 @@ try {
   const admin = await token(PINNED_ORG);
   const noLogin = await keygate(["projects", "list"]);
   check(noLogin.code === 1 && /login/.test(noLogin.stderr), "without login it says how", noLogin);
-  const badLogin = await keygate(["login", "--token", "nope", "--url", server.url]);
+  const badLogin = await keygate(["login", "--url", server.url], {}, "nope\n");
   check(badLogin.code === 1 && /401/.test(badLogin.stderr), "login refuses a bad token", badLogin);
-  const login = await keygate(["login", "--token", admin, "--url", server.url]);
-  check(login.code === 0, "keygate login --token … --url …", login);
+
+  // Secrets stay out of argv (/proc/<pid>/cmdline): --token is refused, nothing is saved.
+  const argvLogin = await keygate(["login", "--token", admin, "--url", server.url]);
+  check(
+    argvLogin.code === 1 &&
+      /command line is visible/.test(argvLogin.stderr) &&
+      !readdirSync(work).includes("config.json"),
+    "login --token <token> is refused (argv is readable by every user); nothing saved",
+    argvLogin,
+  );
+  const emptyLogin = await keygate(["login", "--url", server.url], {}, "");
+  check(
+    emptyLogin.code === 1 && /no token/.test(emptyLogin.stderr),
+    "login: empty stdin",
+    emptyLogin,
+  );
+  // Plain http off this machine is refused before anything is sent.
+  const plainHttp = await keygate(["login", "--url", "http://keygate.invalid"], {}, admin);
+  check(
+    plainHttp.code === 1 && /plain http/.test(plainHttp.stderr),
+    "login refuses a non-loopback http:// URL",
+    plainHttp,
+  );
+  const envHttp = await keygate(["projects", "list"], {
+    KEYGATE_URL: "http://192.0.2.1:8787",
+    KEYGATE_TOKEN: admin,
+  });
+  check(
+    envHttp.code === 1 && /plain http/.test(envHttp.stderr),
+    "every command refuses to send its token to a non-loopback http:// URL",
+    envHttp,
+  );
+
+  // A symlink planted where the config goes: the login replaces it, never writes through it.
+  const victim = join(work, "victim.txt");
+  writeFileSync(victim, "untouched\n");
+  symlinkSync(victim, cliEnv.KEYGATE_CONFIG);
+  const unsafeLogin = await keygate(["login", "--unsafe-token", admin, "--url", server.url]);
+  check(
+    unsafeLogin.code === 0,
+    "login --unsafe-token <token> (the explicit argv choice)",
+    unsafeLogin,
+  );
+  check(
+    readFileSync(victim, "utf8") === "untouched\n" &&
+      lstatSync(cliEnv.KEYGATE_CONFIG).isFile() &&
+      JSON.parse(readFileSync(cliEnv.KEYGATE_CONFIG, "utf8")).token === admin,
+    "login writes the config as a new file (temp + rename), not through a planted symlink",
+  );
+  rmSync(cliEnv.KEYGATE_CONFIG);
+  const login = await keygate(["login", "--url", server.url], {}, `${admin}\n`);
+  check(login.code === 0, "keygate login --url … with the token on stdin", login);
   check(
     (statSync(cliEnv.KEYGATE_CONFIG).mode & 0o777) === 0o600,
     "the saved token is readable by its owner only",
   );
+  check(
+    readdirSync(work).sort().join(",") === "config.json,victim.txt",
+    "no temp file left beside the config",
+    readdirSync(work),
+  );
 
   const project = await json(["projects", "create", "cli-e2e"]);
   check(/^whsec_/.test(project.webhook_signing_secret), "projects create shows the secret once");
+  const humanProject = await keygate(["projects", "create", "cli-e2e-table"]);
+  check(
+    humanProject.code === 0 &&
+      !humanProject.stdout.includes("[object Object]") &&
+      /^environments\.0\.name\s+live$/m.test(humanProject.stdout),
+    "projects create prints its environments readably (environments.0.name  live)",
+    humanProject,
+  );
   const table = await keygate(["projects", "list"]);
   check(
     table.code === 0 && /^ID\s+NAME/.test(table.stdout) && table.stdout.includes(project.id),
@@ -116,10 +192,27 @@ try {
   const keyTable = await keygate(["keys", "list", "--project", project.id]);
   check(/^ID\s+NAME\s+KEY_PREFIX/.test(keyTable.stdout), "keys list prints a table", keyTable);
 
-  const verified = await json(["verify", created.key, "--scopes", "read"]);
-  check(verified.valid === true && verified.key_id === created.id, "verify: VALID", verified);
-  const lacking = await keygate(["verify", created.key, "--scopes", "write"]);
+  const verifyRun = await keygate(["verify", "--scopes", "read", "--json"], {}, created.key);
+  const verified = JSON.parse(verifyRun.stdout || "{}");
+  check(
+    verifyRun.code === 0 && verified.valid === true && verified.key_id === created.id,
+    "verify: VALID (the key on stdin)",
+    verifyRun,
+  );
+  const lacking = await keygate(["verify", "--scopes", "write"], {}, `${created.key}\n`);
   check(lacking.code === 1 && /INSUFFICIENT_SCOPE/.test(lacking.stdout), "verify exits 1", lacking);
+  const argvVerify = await keygate(["verify", created.key]);
+  check(
+    argvVerify.code === 1 && /command line is visible/.test(argvVerify.stderr),
+    "verify <key> is refused (argv is readable by every user)",
+    argvVerify,
+  );
+  const unsafeVerify = await keygate(["verify", "--unsafe-key", created.key, "--scopes", "read"]);
+  check(
+    unsafeVerify.code === 0,
+    "verify --unsafe-key <key> (the explicit argv choice)",
+    unsafeVerify,
+  );
 
   // The consumer, pinned to PINNED_ORG, guards its routes with @keygate/hono.
   const ok = await consumer("/protected", bearer(created.key));

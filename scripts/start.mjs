@@ -28,10 +28,12 @@ try {
   process.exit(typeof error.status === "number" ? error.status : 1);
 }
 
+// Keygate never reads `request.cf`, so wrangler need not download it: offline, that fetch
+// printed a `getaddrinfo ENOTFOUND workers.cloudflare.com` stack trace at every start.
 const child = spawn(
   "wrangler",
   ["dev", "--ip", "127.0.0.1", "--port", port, "--test-scheduled", ...rest],
-  { stdio: "inherit" },
+  { stdio: "inherit", env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
 );
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,5 +1,5 @@
 // Mint a dev Clerk-shaped session token, signed with the key scripts/setup-dev.mjs made.
-//   npm run token -- --org org_x --role admin [--user user_1] [--v1] [--ttl 3600]
+//   npm run token -- [--org org_dev] [--role admin] [--user user_dev] [--v1] [--ttl 3600]
 //   (--ttl in seconds; negative for an already expired token: --ttl -10)
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";

@@ -383,7 +383,7 @@ export const DevSignInForm: FC<{
           <Field
             id="token"
             label="Session token"
-            hint="No DEV_SIGNING_KEY in .dev.vars: paste one from `npm run token -- --org org_x --role admin`."
+            hint="No DEV_SIGNING_KEY in .dev.vars: paste one from `npm run token -- --org org_dev --role admin`."
             errors={errors}
           >
             <textarea {...described("token", errors, true)} required spellcheck={false} />

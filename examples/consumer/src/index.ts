@@ -1,8 +1,8 @@
 // An example consumer: a Worker of yours whose routes are guarded by Keygate keys with
 // @keygate/hono, verified through a service binding to Keygate's `KeyService` entrypoint (RPC,
 // no HTTP round trip), pinned to one organization by the binding's props (wrangler.toml).
-import { type KeygateBinding, keygate } from "@keygate/hono";
-import { Hono } from "hono";
+import { type KeygateBinding, type KeygateVariables, keygate } from "@keygate/hono";
+import { Hono, type MiddlewareHandler } from "hono";
 
 export interface Env {
   KEYGATE: KeygateBinding & { ping(): Promise<"pong"> };
@@ -13,23 +13,26 @@ export interface Env {
 const app = new Hono<{ Bindings: Env }>();
 
 // Needs a key with scope `read`; `?project_id=` also requires the key to reach that project.
-app.get(
-  "/protected",
-  keygate({
-    binding: "KEYGATE",
-    requiredScopes: ["read"],
-    projectId: (c) => c.req.query("project_id"),
-  }),
-  (c) => {
-    const key = c.var.apiKey;
-    return c.json({
-      ok: true,
-      key_id: key.key_id,
-      organization_id: key.organization_id,
-      scopes: key.scopes,
-    });
-  },
-);
+// A configured pin option that resolves to nothing answers 503 (fail closed), so the optional
+// project pin is a second middleware, chosen when the query names a project.
+const reader = keygate({ binding: "KEYGATE", requiredScopes: ["read"] });
+const projectReader = keygate({
+  binding: "KEYGATE",
+  requiredScopes: ["read"],
+  projectId: (c) => c.req.query("project_id"),
+});
+const readKey: MiddlewareHandler<{ Variables: KeygateVariables }> = (c, next) =>
+  (c.req.query("project_id") === undefined ? reader : projectReader)(c, next);
+
+app.get("/protected", readKey, (c) => {
+  const key = c.var.apiKey;
+  return c.json({
+    ok: true,
+    key_id: key.key_id,
+    organization_id: key.organization_id,
+    scopes: key.scopes,
+  });
+});
 
 // Spends 5 of the key's credits per call (and 5 units of each of its rate limits); a key
 // without credits is unlimited. Out of credits: 429.

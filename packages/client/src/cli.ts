@@ -1,10 +1,26 @@
 #!/usr/bin/env node
 // The `keygate` CLI: Keygate's management API from a terminal, over @keygate/client.
 // Tables for people, `--json` for scripts. Keys it creates carry `source: "cli"`.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+//
+// Secrets never come from argv (other users read it in /proc/<pid>/cmdline): tokens and keys
+// are read from stdin or a prompt; `--unsafe-token` / `--unsafe-key` are the explicit,
+// documented-as-unsafe exceptions. They go only over https or to a loopback http URL.
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { Command } from "commander";
+import { basename, dirname, join } from "node:path";
+import { Command, Option } from "commander";
+import { type Row, record, table } from "./cli-format.js";
+import { transportProblem } from "./cli-safety.js";
 import { createKeygateClient, DEFAULT_URL, type KeygateClient } from "./index.js";
 
 interface Config {
@@ -25,21 +41,98 @@ function readConfig(): Config {
   }
 }
 
+/**
+ * Atomically, readable by its owner only: a new temp file beside the config (O_EXCL, so never
+ * through a symlink someone planted), written and synced, then renamed over the config (which
+ * replaces a symlink there instead of following it).
+ */
 function writeConfig(config: Config): void {
   const path = configPath();
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openSync(temp, "wx", 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify(config, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
 }
 
 const keygateUrl = () => process.env.KEYGATE_URL || readConfig().url || DEFAULT_URL;
 
+/** The URL this run talks to (named when the connection fails). */
+let target: string | undefined;
+
+/** The URL a secret may go to, or exit 1 (plain http off this machine). */
+function safeUrl(url: string): string {
+  const problem = transportProblem(url);
+  if (problem) fail(problem);
+  target = url;
+  return url;
+}
+
 /** KEYGATE_URL / KEYGATE_TOKEN win over what `keygate login` saved. */
 function client(): KeygateClient {
   const token = process.env.KEYGATE_TOKEN || readConfig().token;
-  if (!token) fail("Not logged in: run `keygate login --token <token>` or set KEYGATE_TOKEN.");
-  return createKeygateClient({ url: keygateUrl(), token, client: "cli" });
+  if (!token) fail("Not logged in: run `keygate login` (it reads the token) or set KEYGATE_TOKEN.");
+  return createKeygateClient({ url: safeUrl(keygateUrl()), token, client: "cli" });
 }
+
+/**
+ * A secret from stdin when it is piped (`keygate login < token.txt`), else typed at a prompt
+ * on the terminal, not echoed. Surrounding whitespace (a trailing newline) is dropped.
+ */
+async function readSecret(what: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(chunk as Buffer);
+    const value = Buffer.concat(chunks).toString("utf8").trim();
+    if (!value) fail(`no ${what} on stdin.`);
+    return value;
+  }
+  process.stderr.write(`${what[0]?.toUpperCase()}${what.slice(1)}: `);
+  const value = await new Promise<string>((done) => {
+    let typed = "";
+    const finish = (answer: string) => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      done(answer);
+    };
+    const onData = (chunk: string) => {
+      for (const char of chunk) {
+        if (char === "\r" || char === "\n" || char === "\u0004") return finish(typed);
+        if (char === "\u0003") {
+          finish("");
+          return process.exit(130);
+        }
+        typed = char === "\u007f" || char === "\b" ? typed.slice(0, -1) : typed + char;
+      }
+    };
+    stdin.setRawMode(true);
+    stdin.setEncoding("utf8");
+    stdin.on("data", onData);
+    stdin.resume();
+  });
+  if (!value.trim()) fail(`no ${what} given.`);
+  return value.trim();
+}
+
+/** An option that used to take a secret in argv: refuse it and say what to do instead. */
+const argvSecret = (what: string, instead: string) => () =>
+  fail(
+    `a ${what} on the command line is visible to every user of this machine ` +
+      `(/proc/<pid>/cmdline, ps): ${instead}.`,
+  );
 
 function fail(message: string): never {
   process.stderr.write(`keygate: ${message}\n`);
@@ -56,38 +149,6 @@ function unwrap<T>(answer: { data?: T; error?: unknown; response: Response }): T
   }
   return answer.data as T;
 }
-
-type Row = Record<string, unknown>;
-
-/** Aligned columns, a header line, `-` for null. */
-function table(rows: Row[], columns: string[]): string {
-  const cell = (value: unknown) =>
-    value === null || value === undefined
-      ? "-"
-      : Array.isArray(value)
-        ? value.join(",") || "-"
-        : String(value);
-  const cells = rows.map((row) => columns.map((column) => cell(row[column])));
-  const widths = columns.map((column, i) =>
-    Math.max(column.length, ...cells.map((line) => (line[i] as string).length)),
-  );
-  const line = (values: string[]) =>
-    values
-      .map((value, i) => value.padEnd(widths[i] as number))
-      .join("  ")
-      .trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join("\n");
-}
-
-/** One record as `field  value` lines. */
-const record = (row: Row) =>
-  table(
-    Object.entries(row).map(([field, value]) => ({ field, value })),
-    ["field", "value"],
-  )
-    .split("\n")
-    .slice(1)
-    .join("\n");
 
 function print(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
@@ -111,13 +172,28 @@ const json = () => Boolean(program.opts().json);
 
 program
   .command("login")
-  .description("save a token (Clerk session or Keygate key) and Keygate's URL")
-  .option("--token <token>", "the bearer token (default: $KEYGATE_TOKEN)")
+  .description(
+    "save a token (Clerk session or Keygate key) and Keygate's URL; the token is read from " +
+      "$KEYGATE_TOKEN, else stdin (`keygate login < token.txt`), else a prompt",
+  )
   .option("--url <url>", "Keygate's base URL", process.env.KEYGATE_URL || DEFAULT_URL)
-  .action(async (options: { token?: string; url: string }) => {
-    const token = options.token || process.env.KEYGATE_TOKEN;
-    if (!token) fail("login needs --token <token> (or KEYGATE_TOKEN).");
-    const url = options.url.replace(/\/+$/, "");
+  .option(
+    "--unsafe-token <token>",
+    "UNSAFE: the token in argv, where every user of the machine can read it",
+  )
+  .addOption(
+    new Option("--token <token>")
+      .hideHelp()
+      .argParser(
+        argvSecret(
+          "token",
+          'pipe it (`printf %s "$TOKEN" | keygate login`), type it at the prompt, or set KEYGATE_TOKEN',
+        ),
+      ),
+  )
+  .action(async (options: { unsafeToken?: string; url: string }) => {
+    const url = safeUrl(options.url.replace(/\/+$/, ""));
+    const token = options.unsafeToken || process.env.KEYGATE_TOKEN || (await readSecret("token"));
     // A 401 means the token is no good; 403 only that it may not list projects.
     const { response } = await createKeygateClient({ url, token }).GET("/v1/projects", {
       params: { query: { limit: 1 } },
@@ -231,30 +307,52 @@ keys
   });
 
 program
-  .command("verify <key>")
-  .description("verify a key; exits 1 when it is not valid")
+  .command("verify")
+  .description(
+    "verify a key, read from stdin (`keygate verify < key.txt`) or a prompt; exits 1 when it is not valid",
+  )
+  .argument("[key]", "refused: a key in argv is visible to every user of the machine")
   .option("--scopes <list>", "comma-separated scopes it must hold", list)
   .option("--project <id>", "the project it must reach")
-  .action(async (key: string, options: { scopes?: string[]; project?: string }) => {
-    // Verification needs no credential: the key is its own.
-    const keygate = createKeygateClient({ url: keygateUrl(), client: "cli" });
-    const body = unwrap(
-      await keygate.POST("/v1/keys/verify", {
-        body: {
-          key,
-          ...(options.scopes ? { required_scopes: options.scopes } : {}),
-          ...(options.project ? { project_id: options.project } : {}),
-        },
-      }),
-    );
-    print(json(), body, () => record(body as Row));
-    if (!body.valid) process.exitCode = 1;
-  });
+  .option(
+    "--unsafe-key <key>",
+    "UNSAFE: the key in argv, where every user of the machine can read it",
+  )
+  .action(
+    async (
+      argvKey: string | undefined,
+      options: { scopes?: string[]; project?: string; unsafeKey?: string },
+    ) => {
+      if (argvKey !== undefined) {
+        argvSecret(
+          "key",
+          'pipe it (`printf %s "$KEY" | keygate verify`) or type it at the prompt',
+        )();
+      }
+      const url = safeUrl(keygateUrl());
+      const key = options.unsafeKey || (await readSecret("key"));
+      // Verification needs no credential: the key is its own.
+      const keygate = createKeygateClient({ url, client: "cli" });
+      const body = unwrap(
+        await keygate.POST("/v1/keys/verify", {
+          body: {
+            key,
+            ...(options.scopes ? { required_scopes: options.scopes } : {}),
+            ...(options.project ? { project_id: options.project } : {}),
+          },
+        }),
+      );
+      print(json(), body, () => record(body as Row));
+      if (!body.valid) process.exitCode = 1;
+    },
+  );
 
 await program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   // A network failure says nothing of where it tried: name the URL.
   fail(
-    error instanceof TypeError ? `${message} (is Keygate running at ${keygateUrl()}?)` : message,
+    error instanceof TypeError
+      ? `${message} (is Keygate running at ${target ?? keygateUrl()}?)`
+      : message,
   );
 });

@@ -45,6 +45,25 @@ export interface KeygateOptions {
   ip?: ((c: Context) => string | undefined) | false;
   /** Called when verification throws (Keygate unreachable, storage down); default 503. */
   onError?: (c: Context, error: unknown) => Response | Promise<Response>;
+  /**
+   * HTTP only: verify without a pin (no `verifierKey`, no `organizationId`), so that Keygate
+   * answers for any tenant's key. Without it, `keygate({ url })` needs one of the two.
+   */
+  allowUnpinned?: boolean;
+}
+
+/** The options that pin or narrow the tenant: configured, they must resolve to a value. */
+type Pin = "verifierKey" | "organizationId" | "projectId";
+
+/** A pin option that is configured but resolved to nothing (a missing secret or variable). */
+class UnsetPin extends Error {
+  constructor(readonly option: Pin) {
+    super(
+      `keygate(): \`${option}\` is configured but resolved to nothing (undefined, null or ""); ` +
+        "every request is answered 503 until it is set (a missing secret or variable?).",
+    );
+    this.name = "UnsetPin";
+  }
 }
 
 /**
@@ -57,7 +76,16 @@ export function keygate(
   if (!options.binding === !options.url) {
     throw new TypeError("keygate(): give exactly one of `binding` or `url`.");
   }
+  if (options.url && !("verifierKey" in options || "organizationId" in options)) {
+    if (!options.allowUnpinned) {
+      throw new TypeError(
+        "keygate({ url }): pin it with `verifierKey` or `organizationId` (otherwise Keygate " +
+          "accepts any tenant's key), or set `allowUnpinned: true`.",
+      );
+    }
+  }
   const verify = options.binding ? viaBinding(options.binding) : viaHttp(options);
+  const logged = new Set<Pin>();
   return async (c, next) => {
     const key = await readKey(c, options);
     if (!key) return refuse(c, "MISSING", null, options, {});
@@ -67,6 +95,13 @@ export function keygate(
       asked = await verifyOptions(c, options);
       result = await verify(c, key, asked);
     } catch (error) {
+      if (error instanceof UnsetPin) {
+        // A configuration error, not an outage: logged once, never let through.
+        if (!logged.has(error.option)) console.error(error.message);
+        logged.add(error.option);
+        const detail = "Key verification is not configured; try again later.";
+        return problem(c, 503, "unavailable", detail, null);
+      }
       if (options.onError) return options.onError(c, error);
       const detail = "Key verification is unavailable; try again shortly.";
       return problem(c, 503, "unavailable", detail, null, { "retry-after": "1" });
@@ -98,7 +133,7 @@ function viaHttp(options: KeygateOptions): Verify {
   const endpoint = `${(options.url as string).replace(/\/+$/, "")}/v1/keys/verify`;
   return async (c, key, verifyOptions) => {
     const headers: Record<string, string> = { "content-type": "application/json" };
-    const verifierKey = await resolve(c, options.verifierKey);
+    const verifierKey = await resolvePin(c, options, "verifierKey");
     if (verifierKey) headers.authorization = `Bearer ${verifierKey}`;
     const body = {
       key,
@@ -134,13 +169,27 @@ async function readKey(c: Context, options: KeygateOptions): Promise<string | un
 const resolve = async <T>(c: Context, value: PerRequest<T> | undefined): Promise<T | undefined> =>
   typeof value === "function" ? (value as (c: Context) => T | Promise<T>)(c) : value;
 
+/** A pin option's value; a configured one that resolves to nothing throws `UnsetPin`. */
+async function resolvePin(
+  c: Context,
+  options: KeygateOptions,
+  option: Pin,
+): Promise<string | undefined> {
+  if (!(option in options)) return undefined;
+  const value: unknown = await resolve(c, options[option]);
+  if (value === undefined || value === null || (typeof value === "string" && !value.trim())) {
+    throw new UnsetPin(option);
+  }
+  return value as string;
+}
+
 /** The RPC options of this request, leaving out what is not set. */
 async function verifyOptions(c: Context, options: KeygateOptions): Promise<VerifyOptions> {
   const ip = options.ip === false ? undefined : (options.ip ?? defaultIp)(c);
   const all: VerifyOptions = {
     requiredScopes: await resolve(c, options.requiredScopes),
-    projectId: await resolve(c, options.projectId),
-    organizationId: await resolve(c, options.organizationId),
+    projectId: await resolvePin(c, options, "projectId"),
+    organizationId: await resolvePin(c, options, "organizationId"),
     ip,
     cost: await resolve(c, options.cost),
     ratelimits: await resolve(c, options.ratelimits),

@@ -263,7 +263,12 @@ describe("keygate({ url }) over HTTP", () => {
     await waitOnExecutionContext(ctx);
     return response;
   };
-  const app = appWith({ url: `${BASE}/`, fetch: keygateFetch, requiredScopes: ["read"] });
+  const app = appWith({
+    url: `${BASE}/`,
+    fetch: keygateFetch,
+    requiredScopes: ["read"],
+    allowUnpinned: true,
+  });
 
   it("gives the same verdicts as POST /v1/keys/verify", async () => {
     const ok = await send(app, bearer(pinned.read.key));
@@ -271,13 +276,19 @@ describe("keygate({ url }) over HTTP", () => {
     const direct = await verify(pinned.read.key, { required_scopes: ["read"] });
     expect(ok.body.apiKey).toEqual(direct.body);
     expectProblem(await send(app, bearer(pinned.revoked)), 401, "REVOKED");
-    const writer = appWith({ url: BASE, fetch: keygateFetch, requiredScopes: ["write"] });
+    const writer = appWith({
+      url: BASE,
+      fetch: keygateFetch,
+      requiredScopes: ["write"],
+      allowUnpinned: true,
+    });
     expectProblem(await send(writer, bearer(pinned.read.key)), 403, "INSUFFICIENT_SCOPE");
   });
 
   it("answers 503 when Keygate answers anything but 200", async () => {
     const down = appWith({
       url: BASE,
+      organizationId: PINNED_ORG,
       fetch: async () => new Response("unavailable", { status: 503 }),
     });
     const answer = await send(down, bearer(pinned.read.key));
@@ -316,6 +327,66 @@ describe("keygate({ url }) over HTTP", () => {
         },
       },
     ]);
+  });
+});
+
+describe("a pin option that resolves to nothing (a missing secret) fails closed", () => {
+  const key = bearer("capy_live_whatever");
+  /** A fetch that records every call and answers VALID: the middleware must not call it. */
+  const recorder = () => {
+    const calls: Request[] = [];
+    const fetch = async (request: Request) => {
+      calls.push(request);
+      return Response.json(verdict("VALID"));
+    };
+    return { calls, fetch };
+  };
+
+  it("keygate({ url }) needs verifierKey or organizationId, unless allowUnpinned: true", () => {
+    expect(() => keygate({ url: BASE })).toThrow(/allowUnpinned/);
+    expect(() => keygate({ url: BASE, projectId: "p1" })).toThrow(TypeError);
+    expect(() => keygate({ url: BASE, allowUnpinned: true })).not.toThrow();
+    expect(() => keygate({ url: BASE, verifierKey: (c) => c.env.KEYGATE_VERIFIER })).not.toThrow();
+    expect(() => keygate({ url: BASE, organizationId: "org_1" })).not.toThrow();
+    expect(() => keygate({ binding: "KEYGATE" })).not.toThrow();
+  });
+
+  it("verifierKey: c => c.env.KEYGATE_VERIFIER with the secret unset or empty → 503, logged once", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const { calls, fetch } = recorder();
+    const app = appWith({ url: BASE, fetch, verifierKey: (c) => c.env.KEYGATE_VERIFIER });
+    for (const bindings of [{}, { KEYGATE_VERIFIER: "" }, { KEYGATE_VERIFIER: null }]) {
+      const answer = await send(app, key, bindings);
+      expect(answer.status).toBe(503);
+      expect(answer.body).toMatchObject({ type: "https://keygate.dev/problems/unavailable" });
+    }
+    expect(calls).toEqual([]);
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(String(errors.mock.calls[0]?.[0])).toMatch(/`verifierKey` is configured/);
+    // Set, it is sent.
+    const set = await send(app, key, { KEYGATE_VERIFIER: "capy_live_verifier" });
+    expect(set.status).toBe(200);
+    expect(calls[0]?.headers.get("authorization")).toBe("Bearer capy_live_verifier");
+  });
+
+  it("organizationId / projectId that resolve to nothing → 503 over HTTP and over the binding", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const http = recorder();
+    const unset = (c: { env: Record<string, unknown> }) => c.env.MISSING as string | undefined;
+    for (const option of ["organizationId", "projectId"] as const) {
+      const overHttp = appWith({ url: BASE, fetch: http.fetch, verifierKey: "v", [option]: unset });
+      expect((await send(overHttp, key, {})).status).toBe(503);
+      const { bindings, calls } = fake(verdict("VALID"));
+      for (const value of [undefined, null, "", () => "", async () => undefined]) {
+        const app = appWith({ binding: "KEYGATE", [option]: value } as KeygateOptions);
+        expect((await send(app, key, bindings)).status).toBe(503);
+      }
+      expect(calls).toEqual([]);
+      // Resolved to a value, the same route verifies.
+      const fine = appWith({ binding: "KEYGATE", [option]: () => "org_or_project" });
+      expect((await send(fine, key, bindings)).status).toBe(200);
+    }
+    expect(http.calls).toEqual([]);
   });
 });
 
