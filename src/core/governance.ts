@@ -1,5 +1,4 @@
-import type { LimitSpec as RateLimitRule } from "../durable/key-usage";
-import type { RefillSpec as RefillRule } from "./usage";
+import type { LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./usage";
 
 /**
  * Key governance (SPEC Part 2 "Key governance fields"): what a key carries beyond its scopes,
@@ -19,8 +18,7 @@ type Json4 = JsonUpTo<Json3>;
 export type KeyMeta = { [key: string]: Json4 };
 
 /** A key's rate limit and refill rule are the usage object's own shapes. */
-export type { LimitSpec as RateLimitRule } from "../durable/key-usage";
-export type { RefillSpec as RefillRule } from "./usage";
+export type { LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./usage";
 export { MAX_CREDITS } from "./usage";
 
 export interface CreditsSetting {

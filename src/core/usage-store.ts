@@ -1,11 +1,10 @@
 // The core's side of the KeyUsage Durable Object: which object a key uses, what a
 // verification asks it, and the reads and adjustments of the management routes. Only keys
 // with rate limits or credits ever get here (SPEC: the others' warm path never touches it).
-import type { CreditsSpec, CreditsState, SpendResult } from "../durable/key-usage";
 import type { Core } from "./context";
 import { invalid, unavailable } from "./errors";
 import type { RateLimitRule } from "./governance";
-import type { CreditOperation } from "./usage";
+import type { CreditOperation, CreditsSpec, CreditsState, SpendResult } from "./usage";
 import type { VerifyOptions } from "./verify/options";
 
 /** What the usage object needs to know of a key. */

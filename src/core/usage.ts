@@ -21,6 +21,105 @@ export interface RefillSpec {
   day: number | null;
 }
 
+// ---- The usage store's contract: what the core asks the KeyUsage Durable Object, and what it
+// answers. The object (src/durable/key-usage.ts) implements it; nothing here depends on it.
+
+/**
+ * A key's credits as D1 last set them (create, PATCH credits). Every call carries it, so the
+ * object learns of a create or a PATCH on its next call, without a write of its own.
+ */
+export interface CreditsSpec {
+  /** Credits left, 0 to 1e12. Only taken when `version` is newer than the object's. */
+  remaining: number;
+  /** null: the credits are never refilled. */
+  refill: RefillSpec | null;
+  /**
+   * When D1 last set the credits, ms. Newer than the version the object holds: the object
+   * adopts `remaining` and `refill`, and counts refills from this instant. Equal or older (a
+   * cached copy, a rotation successor that copied it): the object's own `remaining` counts,
+   * with the `refill` of the newest version it has seen.
+   */
+  version: number;
+}
+
+/**
+ * One of a key's rate limits: at most `limit` units in each fixed window of `durationMs`,
+ * windows aligned to the epoch (`[k·durationMs, (k+1)·durationMs)`). A window belongs to the
+ * whole spec, so a limit whose `limit` or `durationMs` changes starts fresh windows.
+ */
+export interface LimitSpec {
+  /** Unique per key: `[a-z0-9_-]{1,32}`. */
+  name: string;
+  /** Units granted per window, at least 1. */
+  limit: number;
+  /** Window length in ms. */
+  durationMs: number;
+}
+
+/** One verification's demand on the key's limits and credits. */
+export interface SpendRequest {
+  /** The caller's instant, ms: windows and refills follow it, never the object's clock. */
+  now: number;
+  /** Credits to spend. 0 answers as 1 would (refused where 1 would be) and spends nothing. */
+  cost: number;
+  /**
+   * The limits to apply now (the key's limits, or the subset a verify names), each with its
+   * own units; a cost of 0 decides as 1 and spends nothing on that limit. Empty: no limits.
+   */
+  limits: { spec: LimitSpec; cost: number }[];
+  /** The key's credits; null = unlimited (the object's stored credits are left alone). */
+  credits: CreditsSpec | null;
+}
+
+/** A limit after a call: `remaining` units in the window that ends at `resetAt` (ms). */
+export interface RatelimitState {
+  name: string;
+  limit: number;
+  /** Units left in the current window after this call's spending (0 to `limit`). */
+  remaining: number;
+  /** The end of the current window, ms: the first instant of the next one. */
+  resetAt: number;
+}
+
+/** Credits after a call. */
+export interface CreditsState {
+  /** Exact credits left after this call, refills due at the call's instant applied. */
+  remaining: number;
+  /** The next refill instant after the call's instant (ms), or null without a refill. */
+  refillAt: number | null;
+}
+
+/** The verdict on a {@link SpendRequest}. */
+export interface SpendResult {
+  /**
+   * Rate limits are decided first (`RATE_LIMITED` when any of them would go over), then
+   * credits (`USAGE_EXCEEDED` when fewer than the cost are left). On a refusal nothing at all
+   * is spent, neither units nor credits.
+   */
+  code: "VALID" | "RATE_LIMITED" | "USAGE_EXCEEDED";
+  /** The applied limits in request order (a limit named twice appears once). */
+  ratelimits: RatelimitState[];
+  /** null when the request carried no credits (unlimited). */
+  credits: CreditsState | null;
+}
+
+/** `POST /v1/api-keys/{keyID}/credits`: the operation on the live count. */
+export interface AdjustCreditsRequest {
+  now: number;
+  /** The key's credits as D1 has them (adopted first when newer, as in a spend). */
+  credits: CreditsSpec;
+  /** `set` the count, or `increment` / `decrement` it; the result stays within 0..1e12. */
+  operation: CreditOperation;
+  /** 0 to 1e12. */
+  value: number;
+}
+
+/** `GET /v1/api-keys/{keyID}`: the exact count, spending nothing. */
+export interface ReadCreditsRequest {
+  now: number;
+  credits: CreditsSpec;
+}
+
 /** A fixed window `[index·duration, (index+1)·duration)`, in ms since the epoch. */
 export interface Window {
   index: number;

@@ -1,7 +1,7 @@
 import type { ApiKeyRow } from "../../db/schema";
-import type { CreditsSpec } from "../../durable/key-usage";
 import type { Core } from "../context";
 import type { KeyMeta, RateLimitRule } from "../governance";
+import type { CreditsSpec } from "../usage";
 
 /** What verification needs of a key, and nothing more: the KV value and the memory entry. */
 export interface KeyRecord {

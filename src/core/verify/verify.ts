@@ -1,6 +1,5 @@
 import { eq } from "drizzle-orm";
 import { apiKeys, projects } from "../../db/schema";
-import type { SpendResult } from "../../durable/key-usage";
 import type { Core } from "../context";
 import { unavailable } from "../errors";
 import type { KeyMeta } from "../governance";
@@ -8,6 +7,7 @@ import { ipAllowed } from "../ip";
 import { hashKey, parseKey } from "../key-material";
 import { hasScope } from "../principal";
 import { MISS_WINDOW_SECONDS, withinMissBudget } from "../rate-limit";
+import type { SpendResult } from "../usage";
 import { isLimited, limitsFor, spendUsage } from "../usage-store";
 import {
   type KeyRecord,
