@@ -11,7 +11,6 @@ import {
   type LimitSpec,
   MAX_CREDITS,
   nextRefillAt,
-  type RatelimitState,
   type ReadCreditsRequest,
   type RefillSpec,
   refillDue,
