@@ -18,6 +18,8 @@ import { type ApiKeyRow, apiKeys } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
   DeviceNameSchema,
+  EXAMPLE_ENVIRONMENT_ID,
+  EXAMPLE_PROJECT_ID,
   GracePeriodSchema,
   IdSchema,
   InstantSchema,
@@ -152,11 +154,11 @@ const create = createRoute({
   request: {
     body: jsonBody(
       z.strictObject({
-        project_id: IdSchema,
+        project_id: IdSchema.openapi({ example: EXAMPLE_PROJECT_ID }),
         name: NameSchema,
         scopes: ScopesSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
-        environment_id: IdSchema.optional(),
+        environment_id: IdSchema.optional().openapi({ example: EXAMPLE_ENVIRONMENT_ID }),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),

@@ -6,6 +6,7 @@ import type { ApiKeyRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
   DeviceNameSchema,
+  EXAMPLE_PROJECT_ID,
   IdSchema,
   InstantSchema,
   iso,
@@ -115,7 +116,7 @@ const create = createRoute({
       z.strictObject({
         name: NameSchema,
         scopes: ScopesSchema,
-        project_id: IdSchema.nullable().optional(),
+        project_id: IdSchema.openapi({ example: EXAMPLE_PROJECT_ID }).nullable().optional(),
         environment: SlugSchema.optional(),
         expires_at: TimestampSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),

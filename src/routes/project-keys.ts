@@ -101,7 +101,10 @@ const list = createRoute({
 // The seed's bodies by the names their `$schema` members point at (Huma's convention).
 const CreateInputSchema = z
   .strictObject({
-    $schema: z.string().optional(),
+    $schema: z
+      .string()
+      .optional()
+      .openapi({ example: "/api/v1/schemas/CreateAPIKeyInputBody.json" }),
     name: NameSchema.optional(),
     scopes: ScopesSchema.optional(),
     expires_at: TimestampSchema.nullable().optional(),

@@ -15,7 +15,7 @@ import type { AppEnv } from "../http/router";
 const QuerySchema = z.object({
   start: TimestampSchema.optional().openapi({
     description:
-      "Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`.",
+      "Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. Must not be after `end`, which defaults to now: a `start` in the future needs an `end` too (400 otherwise).",
   }),
   end: TimestampSchema.optional().openapi({
     description:
