@@ -4,7 +4,8 @@
 // string). This test builds every body with that same generator, fills path parameters and
 // the ids a reader would paste (project, environment, organization, key) with real ones, sends
 // it as the organization's admin and expects a success: never a 400, never a 5xx.
-import { getExampleFromSchema } from "@scalar/workspace-store/request-example";
+import { getParameterExample } from "@scalar/workspace-store/helpers/get-parameter-example";
+import { getExampleFromSchema, isParamDisabled } from "@scalar/workspace-store/request-example";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Json } from "./hardening";
 import { call, newOrg } from "./helpers";
@@ -104,13 +105,19 @@ describe("the try-it examples of /docs", () => {
         keyId: key.id,
         deliveryId,
       };
+      // Parameters as /docs fills them: a value from the parameter's or its schema's example,
+      // default or first enum member; an optional one without a value is left out.
       const parameters: Json[] = operation.parameters ?? [];
-      const value = (p: Json) => realIds[p.name] ?? p.example ?? p.schema?.example;
+      const shown = parameters.flatMap((p): [Json, string][] => {
+        const { example, value } = getParameterExample(p);
+        if (realIds[p.name] !== undefined) return [[p, realIds[p.name] as string]];
+        return isParamDisabled(p, example) || value === undefined ? [] : [[p, String(value)]];
+      });
       const url = path.replace(/\{(\w+)\}/g, (_, name: string) =>
-        encodeURIComponent(value(parameters.find((p) => p.name === name))),
+        encodeURIComponent(shown.find(([p]) => p.name === name)?.[1] ?? ""),
       );
       const query = new URLSearchParams(
-        parameters.filter((p) => p.in === "query" && p.required).map((p) => [p.name, value(p)]),
+        shown.filter(([p]) => p.in === "query").map(([p, value]) => [p.name, value]),
       ).toString();
       let body = docsBody(operation);
       if (body && typeof body === "object") {
@@ -125,7 +132,7 @@ describe("the try-it examples of /docs", () => {
         token: org.admin,
         body,
       });
-      answers.push(`${response.status} ${method} ${path}`);
+      answers.push(`${response.status} ${method} ${url}${query ? `?${query}` : ""}`);
       if (response.status >= 300) {
         answers.push(`  sent ${JSON.stringify(body)}\n  got ${response.text}`);
       }

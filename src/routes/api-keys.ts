@@ -133,7 +133,7 @@ const list = createRoute({
   summary: "List API keys",
   request: {
     query: PageQuerySchema.extend({
-      project_id: IdSchema.openapi({ description: "Project id." }),
+      project_id: IdSchema.openapi({ description: "Project id.", example: EXAMPLE_PROJECT_ID }),
       external_id: ExternalIdSchema.optional().openapi({
         description: "Only the keys of this owner.",
       }),

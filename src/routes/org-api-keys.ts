@@ -91,7 +91,7 @@ const list = createRoute({
   request: {
     params: OrgParams,
     query: PageQuerySchema.extend({
-      project_id: IdSchema.optional(),
+      project_id: IdSchema.optional().openapi({ example: EXAMPLE_PROJECT_ID }),
       external_id: ExternalIdSchema.optional().openapi({
         description: "Only the keys of this owner.",
       }),
