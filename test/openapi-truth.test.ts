@@ -19,6 +19,9 @@ beforeAll(async () => {
 
 const bodySchema = (path: string, method = "post") =>
   doc.paths[path][method].requestBody.content["application/json"].schema;
+/** A schema with a `$ref` at its top replaced by its target. */
+const deref = (schema: Json): Json =>
+  schema.$ref ? doc.components.schemas[schema.$ref.split("/").pop()] : schema;
 const createKey = (body: Record<string, unknown>) =>
   call("POST", "/v1/api-keys", {
     token: org.admin,
@@ -114,6 +117,22 @@ describe("timestamps", () => {
       expect(refused.status, value).toBe(400);
       expect(locations(refused)).toEqual(["body.expires_at"]);
     }
+  });
+
+  it("document that a key's expiry must be in the future, as the API answers", async () => {
+    for (const [path, method] of [
+      ["/v1/api-keys", "post"],
+      ["/v1/api-keys/{keyID}", "patch"],
+      ["/v1/organizations/{orgID}/api-keys", "post"],
+      ["/api/v1/projects/{projectId}/keys", "post"],
+    ] as const) {
+      const schema = deref(bodySchema(path, method)).properties.expires_at;
+      expect(schema.description, path).toContain("must be in the future");
+      expect(schema.format, path).toBe("date-time");
+    }
+    const past = await createKey({ expires_at: "2020-01-01T00:00:00Z" });
+    expect(past.status).toBe(400);
+    expect(locations(past)).toEqual(["body.expires_at"]);
   });
 
   it("take every value of the documented pattern on a real calendar day, years 0000–9999", () => {

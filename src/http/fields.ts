@@ -71,6 +71,9 @@ export function parseTimestamp(value: string): number | null {
   return Number.isNaN(ms) ? null : leap ? ms + 1000 : ms;
 }
 
+const TIMESTAMP_RULE =
+  "RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.";
+
 /** One check, so one message: unparseable, or outside the four-digit years, not both. */
 export const TimestampSchema = z
   .string()
@@ -90,10 +93,14 @@ export const TimestampSchema = z
   .openapi({
     format: "date-time",
     pattern: RFC3339_PATTERN,
-    description:
-      "RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.",
+    description: TIMESTAMP_RULE,
     example: "2030-01-01T00:00:00Z",
   });
+
+/** A key's expiry: a timestamp in the future (the core refuses any other), `null` for none. */
+export const ExpiresAtSchema = TimestampSchema.openapi({
+  description: `When the key stops verifying; must be in the future (400 otherwise). \`null\`: never. ${TIMESTAMP_RULE}`,
+});
 export const DeviceNameSchema = text(0, 128);
 export const RotationIntervalSchema = z.number().int().min(1).max(365).openapi({
   description:

@@ -20,6 +20,7 @@ import {
   DeviceNameSchema,
   EXAMPLE_ENVIRONMENT_ID,
   EXAMPLE_PROJECT_ID,
+  ExpiresAtSchema,
   GracePeriodSchema,
   IdSchema,
   InstantSchema,
@@ -27,7 +28,6 @@ import {
   NameSchema,
   RotationIntervalSchema,
   ScopesSchema,
-  TimestampSchema,
   toMs,
   WebhookUrlSchema,
 } from "../http/fields";
@@ -157,7 +157,7 @@ const create = createRoute({
         project_id: IdSchema.openapi({ example: EXAMPLE_PROJECT_ID }),
         name: NameSchema,
         scopes: ScopesSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
+        expires_at: ExpiresAtSchema.nullable().optional(),
         environment_id: IdSchema.optional().openapi({ example: EXAMPLE_ENVIRONMENT_ID }),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
@@ -195,7 +195,7 @@ const patch = createRoute({
       z.strictObject({
         name: NameSchema.optional(),
         scopes: ScopesSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
+        expires_at: ExpiresAtSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),

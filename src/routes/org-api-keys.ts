@@ -7,13 +7,13 @@ import { bearerSecurity, requireAuth } from "../http/auth";
 import {
   DeviceNameSchema,
   EXAMPLE_PROJECT_ID,
+  ExpiresAtSchema,
   IdSchema,
   InstantSchema,
   iso,
   NameSchema,
   ScopesSchema,
   SlugSchema,
-  TimestampSchema,
   toMs,
 } from "../http/fields";
 import {
@@ -118,7 +118,7 @@ const create = createRoute({
         scopes: ScopesSchema,
         project_id: IdSchema.openapi({ example: EXAMPLE_PROJECT_ID }).nullable().optional(),
         environment: SlugSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
+        expires_at: ExpiresAtSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
         ...governanceBodyFields,
       }),

@@ -6,12 +6,12 @@ import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
+  ExpiresAtSchema,
   IdSchema,
   InstantSchema,
   iso,
   NameSchema,
   ScopesSchema,
-  TimestampSchema,
   toMs,
 } from "../http/fields";
 import {
@@ -107,7 +107,7 @@ const CreateInputSchema = z
       .openapi({ example: "/api/v1/schemas/CreateAPIKeyInputBody.json" }),
     name: NameSchema.optional(),
     scopes: ScopesSchema.optional(),
-    expires_at: TimestampSchema.nullable().optional(),
+    expires_at: ExpiresAtSchema.nullable().optional(),
     is_admin_managed: z.boolean().optional(),
     ...governanceBodyFields,
   })

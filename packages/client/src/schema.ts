@@ -1470,7 +1470,7 @@ export interface paths {
                         scopes?: string[];
                         /**
                          * Format: date-time
-                         * @description RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
+                         * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
@@ -1875,7 +1875,7 @@ export interface paths {
                         scopes?: string[];
                         /**
                          * Format: date-time
-                         * @description RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
+                         * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
@@ -2473,7 +2473,7 @@ export interface paths {
                         environment?: string;
                         /**
                          * Format: date-time
-                         * @description RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
+                         * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
@@ -3843,7 +3843,7 @@ export interface components {
             scopes?: string[];
             /**
              * Format: date-time
-             * @description RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
+             * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
              * @example 2030-01-01T00:00:00Z
              */
             expires_at?: string | null;
