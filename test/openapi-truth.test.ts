@@ -273,3 +273,88 @@ describe("a missing required member", () => {
     expect(wrong.body.errors[0].message).not.toBe("is required");
   });
 });
+
+// ---------- values generated from the document ----------
+
+/** An arbitrary of the values a JSON Schema (the subset the document uses) allows. */
+function fromSchema(raw: Json): fc.Arbitrary<unknown> {
+  const schema = deref(raw);
+  const members: Json[] | undefined = schema.oneOf ?? schema.anyOf;
+  if (members) return fc.oneof(...members.map(fromSchema));
+  if (schema.enum) return fc.constantFrom(...schema.enum);
+  if (Array.isArray(schema.type)) {
+    return fc.oneof(...schema.type.map((type: string) => fromSchema({ ...schema, type })));
+  }
+  switch (schema.type) {
+    case "null":
+      return fc.constant(null);
+    case "boolean":
+      return fc.boolean();
+    case "integer":
+      return fc.integer({ min: schema.minimum, max: Math.min(schema.maximum, 2 ** 31) });
+    case "string": {
+      const length = (s: string) => [...s].length;
+      const base = schema.pattern
+        ? fc.stringMatching(new RegExp(schema.pattern))
+        : fc.string({ unit: "grapheme", minLength: schema.minLength, maxLength: schema.maxLength });
+      return base.filter(
+        (s) => length(s) >= (schema.minLength ?? 0) && length(s) <= (schema.maxLength ?? Infinity),
+      );
+    }
+    case "array": {
+      const items = fromSchema(schema.items);
+      const maxLength = Math.min(schema.maxItems ?? 3, 3);
+      // Rate limits: each `name` at most once, as their description says.
+      const named = deref(schema.items).properties?.name !== undefined;
+      return named
+        ? fc.uniqueArray(items, { maxLength, selector: (item) => (item as { name: string }).name })
+        : fc.array(items, { maxLength });
+    }
+    case "object": {
+      if (!schema.properties) {
+        // `meta`: a small JSON object, well inside its documented 4 KiB and 5 levels.
+        return fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/), fc.jsonValue({ maxDepth: 2 }), {
+          maxKeys: 3,
+        });
+      }
+      const record: Record<string, fc.Arbitrary<unknown>> = {};
+      for (const [name, sub] of Object.entries<Json>(schema.properties)) {
+        record[name] = fromSchema(sub);
+      }
+      return fc.record(record, { requiredKeys: schema.required ?? [] });
+    }
+    default:
+      throw new Error(`no generator for ${JSON.stringify(schema).slice(0, 120)}`);
+  }
+}
+
+describe("bodies generated from the document", () => {
+  it("are taken by the API: a key's name, scopes and governance fields", async () => {
+    const schema = bodySchema("/v1/api-keys");
+    // The members whose every rule the schema states (expiry's "in the future" and the
+    // webhook URL's host rules are in descriptions only).
+    const fields = [
+      "name",
+      "scopes",
+      "device_name",
+      "enabled",
+      "meta",
+      "external_id",
+      "ip_allowlist",
+      "ratelimits",
+      "credits",
+    ];
+    const body = fromSchema({
+      type: "object",
+      properties: Object.fromEntries(fields.map((f) => [f, schema.properties[f]])),
+      required: ["name"],
+    });
+    await fc.assert(
+      fc.asyncProperty(body, async (generated) => {
+        const created = await createKey(generated as Record<string, unknown>);
+        expect(created.status, `${JSON.stringify(generated)}\n${created.text}`).toBe(201);
+      }),
+      { seed: 20_261_211, numRuns: 60 },
+    );
+  });
+});
