@@ -25,37 +25,56 @@ const text = (min: number, max: number) =>
     )
     .openapi({ ...(min > 0 ? { minLength: min } : {}), maxLength: max });
 
+/** Ids in examples look like the ids Keygate issues (UUIDs) and Clerk's organization ids. */
+export const EXAMPLE_PROJECT_ID = "3f1c9a52-6b7e-4d0a-9c8e-2a5b7d4e1f60";
+export const EXAMPLE_ENVIRONMENT_ID = "8d2e4b16-0c3a-4f5e-b7a9-6e1d3c2b5a48";
+export const EXAMPLE_ORGANIZATION_ID = "org_2yQ7Lm4nX8pR1sT6vW9zB3cD5fH";
+
 export const NameSchema = text(1, 128).openapi({ example: "CI deploy key" });
 /** A timestamp in a response: RFC 3339 UTC, or null where the field is nullable. */
 export const InstantSchema = z
   .string()
   .openapi({ format: "date-time", example: "2019-08-24T14:15:22Z" });
 
-/** The last instant whose RFC 3339 UTC form has a four-digit year (what we answer with). */
-const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-/** RFC 3339 `date-time` (section 5.6): `T`/`Z` in either case, fraction and offset optional. */
+/** The first and last instants whose RFC 3339 UTC form has a four-digit year (what we answer with). */
+const FIRST_INSTANT = Date.parse("0000-01-01T00:00:00Z");
+const LAST_INSTANT = Date.parse("9999-12-31T23:59:59.999Z");
+/**
+ * RFC 3339 `date-time` (section 5.6): `T`/`Z` in either case, fraction and offset optional,
+ * each field in its range; second 60 is a leap second. Whether the day exists in its month
+ * (no Feb 30) is `format: date-time`'s to say.
+ */
 export const RFC3339_PATTERN =
-  "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+  "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 const RFC3339 = new RegExp(RFC3339_PATTERN);
 
-/** Milliseconds of an RFC 3339 date-time, or null if it is not one (Feb 30, 24:00, …). */
+/**
+ * Milliseconds of an RFC 3339 date-time, or null if it is not one (Feb 30, 24:00, …). A leap
+ * second (`23:59:60`) is the instant after `23:59:59`, as the clocks that repeat it see it.
+ */
 export function parseTimestamp(value: string): number | null {
   if (!RFC3339.test(value)) return null;
   const upper = value.toUpperCase();
-  const [y, mo, d, h, mi, sec] = [0, 5, 8, 11, 14, 17].map((at) =>
-    Number(upper.slice(at, at === 0 ? 4 : at + 2)),
-  ) as [number, number, number, number, number, number];
-  const day = new Date(Date.UTC(y, mo - 1, d));
-  const realDate =
-    day.getUTCFullYear() === y && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d;
-  if (!realDate || h > 23 || mi > 59 || sec > 59) return null;
-  const offset = /([+-])([0-9]{2}):([0-9]{2})$/.exec(upper);
-  if (offset && (Number(offset[2]) > 23 || Number(offset[3]) > 59)) return null;
-  const ms = Date.parse(upper);
-  return Number.isNaN(ms) ? null : ms;
+  const [y, mo, d] = [0, 5, 8].map((at) => Number(upper.slice(at, at === 0 ? 4 : at + 2))) as [
+    number,
+    number,
+    number,
+  ];
+  // setUTCFullYear, not Date.UTC: that one reads years 0–99 as 1900–1999.
+  const day = new Date(0);
+  day.setUTCFullYear(y, mo - 1, d);
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) {
+    return null;
+  }
+  const leap = upper.slice(17, 19) === "60";
+  const ms = Date.parse(leap ? `${upper.slice(0, 17)}59${upper.slice(19)}` : upper);
+  return Number.isNaN(ms) ? null : leap ? ms + 1000 : ms;
 }
 
-/** One check, so one message: unparseable, or past the last four-digit year, not both. */
+const TIMESTAMP_RULE =
+  "RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.";
+
+/** One check, so one message: unparseable, or outside the four-digit years, not both. */
 export const TimestampSchema = z
   .string()
   .superRefine((value, ctx) => {
@@ -67,14 +86,21 @@ export const TimestampSchema = z
       });
     } else if (ms > LAST_INSTANT) {
       ctx.addIssue({ code: "custom", message: "must be no later than 9999-12-31T23:59:59Z" });
+    } else if (ms < FIRST_INSTANT) {
+      ctx.addIssue({ code: "custom", message: "must be no earlier than 0000-01-01T00:00:00Z" });
     }
   })
   .openapi({
     format: "date-time",
     pattern: RFC3339_PATTERN,
-    description: "RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.",
+    description: TIMESTAMP_RULE,
     example: "2030-01-01T00:00:00Z",
   });
+
+/** A key's expiry: a timestamp in the future (the core refuses any other), `null` for none. */
+export const ExpiresAtSchema = TimestampSchema.openapi({
+  description: `When the key stops verifying; must be in the future (400 otherwise). \`null\`: never. ${TIMESTAMP_RULE}`,
+});
 export const DeviceNameSchema = text(0, 128);
 export const RotationIntervalSchema = z.number().int().min(1).max(365).openapi({
   description:
@@ -87,7 +113,8 @@ export const SlugSchema = z
   .regex(
     /^[a-z][a-z0-9]{0,31}$/,
     "must be 1–32 lowercase letters and digits, starting with a letter",
-  );
+  )
+  .openapi({ example: "live" });
 
 export const WebhookUrlSchema = z
   .string()

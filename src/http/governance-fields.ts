@@ -50,14 +50,49 @@ export const ExternalIdSchema = z
   .regex(/^[A-Za-z0-9._:@-]{1,255}$/, "must be 1–255 characters of letters, digits and . _ : @ -")
   .openapi({ description: "The key's owner in your own system.", example: "user_1234" });
 
-const IpEntrySchema = z.string().transform((value, ctx) => {
-  const normal = normaliseBlock(value);
-  if (normal === null) {
-    ctx.addIssue({ code: "custom", message: "must be an IPv4 or IPv6 address or CIDR block" });
-    return z.NEVER;
-  }
-  return normal;
-});
+// The address forms src/core/ip.ts reads, as patterns for the document (tested against it).
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+const IPV4 = `${OCTET}(\\.${OCTET}){3}`;
+const GROUP = "[0-9A-Fa-f]{1,4}";
+/** `head` groups, `::`, then at most `room - head` groups (`room`: 7, or 5 before an IPv4 tail). */
+const compressed = (room: number, tail: string) =>
+  Array.from({ length: room + 1 }, (_, head) => {
+    const repeat = (text: string, times: string) => (times === "0" ? "" : `(${text}){${times}}`);
+    const before = head === 0 ? "" : `${GROUP}${repeat(`:${GROUP}`, String(head - 1))}`;
+    const rest = room - head;
+    const after = tail
+      ? `${repeat(`${GROUP}:`, `0,${rest}`)}${tail}`
+      : rest === 0
+        ? ""
+        : `(${GROUP}${repeat(`:${GROUP}`, `0,${rest - 1}`)})?`;
+    return `${before}::${after}`;
+  });
+/** RFC 4291 text forms: eight groups, or fewer around one `::`, optionally ending in IPv4. */
+const IPV6 = `(${[
+  `(${GROUP}:){7}${GROUP}`,
+  `(${GROUP}:){6}${IPV4}`,
+  ...compressed(7, ""),
+  ...compressed(5, IPV4),
+].join("|")})`;
+export const IP_ADDRESS_PATTERN = `^(${IPV4}|${IPV6})$`;
+export const IP_BLOCK_PATTERN = `^(${IPV4}(/(3[0-2]|[12]?[0-9]))?|${IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$`;
+
+const IpEntrySchema = z
+  .string()
+  .openapi({
+    pattern: IP_BLOCK_PATTERN,
+    description:
+      "An IPv4 address (`203.0.113.7`, no leading zeros), an IPv6 address (RFC 4291 text, no zone) or either with a `/prefix` (CIDR block, 0–32 or 0–128).",
+    example: "203.0.113.0/24",
+  })
+  .transform((value, ctx) => {
+    const normal = normaliseBlock(value);
+    if (normal === null) {
+      ctx.addIssue({ code: "custom", message: "must be an IPv4 or IPv6 address or CIDR block" });
+      return z.NEVER;
+    }
+    return normal;
+  });
 
 /** `[]` is the same as null: any address. Entries come back normalised. */
 export const IpAllowlistSchema = z
@@ -66,19 +101,20 @@ export const IpAllowlistSchema = z
   .transform((list): string[] | null => (list.length === 0 ? null : [...new Set(list)]))
   .openapi({
     description:
-      "Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.",
+      "Up to 50 IPv4/IPv6 addresses or CIDR blocks (see the items' pattern), returned normalised (RFC 5952 IPv6, host bits cleared, duplicates dropped); verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.",
     example: ["203.0.113.0/24", "2001:db8::/32"],
   });
 
 const RateLimitNameSchema = z
   .string()
-  .regex(/^[a-z0-9_-]{1,32}$/, "must be 1–32 characters of a-z, 0-9, _ and -");
+  .regex(/^[a-z0-9_-]{1,32}$/, "must be 1–32 characters of a-z, 0-9, _ and -")
+  .openapi({ example: "requests" });
 
 const RateLimitWireSchema = z
   .strictObject({
     name: RateLimitNameSchema,
-    limit: z.number().int().min(1).max(1_000_000),
-    duration_ms: z.number().int().min(1_000).max(86_400_000),
+    limit: z.number().int().min(1).max(1_000_000).openapi({ example: 100 }),
+    duration_ms: z.number().int().min(1_000).max(86_400_000).openapi({ example: 60_000 }),
   })
   .openapi("RateLimit");
 
@@ -102,19 +138,47 @@ export const RateLimitsSchema = z
   )
   .openapi({
     description:
-      "Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none.",
+      "Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none.",
+    uniqueItems: true,
   });
 
+const RefillAmountSchema = z.number().int().min(1).max(MAX_CREDITS).openapi({ example: 1000 });
+const INTERVAL_MESSAGE = 'Invalid option: expected one of "daily"|"monthly"';
+
+/** A union on `interval`, so the document says what a daily refill takes: no `day`. */
 const RefillWireSchema = z
-  .strictObject({
-    interval: z.enum(["daily", "monthly"]),
-    amount: z.number().int().min(1).max(MAX_CREDITS),
-    day: z.number().int().min(1).max(31).nullable().optional(),
-  })
-  .superRefine((refill, ctx) => {
-    if (refill.interval === "daily" && refill.day !== undefined && refill.day !== null) {
-      ctx.addIssue({ code: "custom", message: "only a monthly refill has a day", path: ["day"] });
-    }
+  .discriminatedUnion(
+    "interval",
+    [
+      z
+        .strictObject({
+          interval: z.literal("daily"),
+          amount: RefillAmountSchema,
+          day: z.null({ error: "only a monthly refill has a day" }).optional(),
+        })
+        .openapi("DailyRefill", { description: "At 00:00 UTC each day." }),
+      z
+        .strictObject({
+          interval: z.literal("monthly"),
+          amount: RefillAmountSchema,
+          day: z.number().int().min(1).max(31).nullable().optional().openapi({
+            description: "Day of the month, default 1, clamped to the month's length.",
+          }),
+        })
+        .openapi("MonthlyRefill", { description: "At 00:00 UTC of `day` each month." }),
+    ],
+    { error: (issue) => (issue.code === "invalid_union" ? INTERVAL_MESSAGE : undefined) },
+  )
+  .openapi("CreditsRefill", {
+    discriminator: {
+      propertyName: "interval",
+      mapping: {
+        daily: "#/components/schemas/DailyRefill",
+        monthly: "#/components/schemas/MonthlyRefill",
+      },
+    },
+    description:
+      "At 00:00 UTC of each day (daily) or of `day` (monthly, default 1, clamped to the month's length), `remaining` is set to `amount`. A daily refill has no `day` (400).",
   })
   .transform(
     (refill): RefillRule => ({
@@ -122,15 +186,11 @@ const RefillWireSchema = z
       amount: refill.amount,
       day: refill.interval === "daily" ? null : (refill.day ?? 1),
     }),
-  )
-  .openapi("CreditsRefill", {
-    description:
-      "At 00:00 UTC of each day (daily) or of `day` (monthly, default 1, clamped to the month's length), `remaining` is set to `amount`.",
-  });
+  );
 
 export const CreditsSchema = z
   .strictObject({
-    remaining: z.number().int().min(0).max(MAX_CREDITS),
+    remaining: z.number().int().min(0).max(MAX_CREDITS).openapi({ example: 1000 }),
     refill: RefillWireSchema.nullable().optional(),
   })
   .transform((c): CreditsSetting => ({ remaining: c.remaining, refill: c.refill ?? null }))

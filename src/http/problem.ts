@@ -123,11 +123,14 @@ export function validationProblem(error: z.ZodError, target: string, data: unkno
         value: valueAt(data, [...issue.path, key]) ?? null,
       }));
     }
+    const value = valueAt(data, issue.path);
+    // An absent required member: said in words, not as the validator's type mismatch.
+    const absent = issue.code === "invalid_type" && value === undefined;
     return [
       {
         location: [base, ...issue.path.map(String)].join("."),
-        message: issue.message,
-        value: valueAt(data, issue.path) ?? null,
+        message: absent ? "is required" : issue.message,
+        value: value ?? null,
       },
     ];
   });

@@ -18,6 +18,9 @@ import { type ApiKeyRow, apiKeys } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
   DeviceNameSchema,
+  EXAMPLE_ENVIRONMENT_ID,
+  EXAMPLE_PROJECT_ID,
+  ExpiresAtSchema,
   GracePeriodSchema,
   IdSchema,
   InstantSchema,
@@ -25,7 +28,6 @@ import {
   NameSchema,
   RotationIntervalSchema,
   ScopesSchema,
-  TimestampSchema,
   toMs,
   WebhookUrlSchema,
 } from "../http/fields";
@@ -131,7 +133,7 @@ const list = createRoute({
   summary: "List API keys",
   request: {
     query: PageQuerySchema.extend({
-      project_id: IdSchema.openapi({ description: "Project id." }),
+      project_id: IdSchema.openapi({ description: "Project id.", example: EXAMPLE_PROJECT_ID }),
       external_id: ExternalIdSchema.optional().openapi({
         description: "Only the keys of this owner.",
       }),
@@ -152,11 +154,11 @@ const create = createRoute({
   request: {
     body: jsonBody(
       z.strictObject({
-        project_id: IdSchema,
+        project_id: IdSchema.openapi({ example: EXAMPLE_PROJECT_ID }),
         name: NameSchema,
         scopes: ScopesSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
-        environment_id: IdSchema.optional(),
+        expires_at: ExpiresAtSchema.nullable().optional(),
+        environment_id: IdSchema.optional().openapi({ example: EXAMPLE_ENVIRONMENT_ID }),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
@@ -193,7 +195,7 @@ const patch = createRoute({
       z.strictObject({
         name: NameSchema.optional(),
         scopes: ScopesSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
+        expires_at: ExpiresAtSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),

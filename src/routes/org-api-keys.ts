@@ -6,13 +6,14 @@ import type { ApiKeyRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
   DeviceNameSchema,
+  EXAMPLE_PROJECT_ID,
+  ExpiresAtSchema,
   IdSchema,
   InstantSchema,
   iso,
   NameSchema,
   ScopesSchema,
   SlugSchema,
-  TimestampSchema,
   toMs,
 } from "../http/fields";
 import {
@@ -90,7 +91,7 @@ const list = createRoute({
   request: {
     params: OrgParams,
     query: PageQuerySchema.extend({
-      project_id: IdSchema.optional(),
+      project_id: IdSchema.optional().openapi({ example: EXAMPLE_PROJECT_ID }),
       external_id: ExternalIdSchema.optional().openapi({
         description: "Only the keys of this owner.",
       }),
@@ -115,9 +116,9 @@ const create = createRoute({
       z.strictObject({
         name: NameSchema,
         scopes: ScopesSchema,
-        project_id: IdSchema.nullable().optional(),
+        project_id: IdSchema.openapi({ example: EXAMPLE_PROJECT_ID }).nullable().optional(),
         environment: SlugSchema.optional(),
-        expires_at: TimestampSchema.nullable().optional(),
+        expires_at: ExpiresAtSchema.nullable().optional(),
         device_name: DeviceNameSchema.nullable().optional(),
         ...governanceBodyFields,
       }),

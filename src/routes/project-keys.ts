@@ -6,12 +6,12 @@ import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import {
+  ExpiresAtSchema,
   IdSchema,
   InstantSchema,
   iso,
   NameSchema,
   ScopesSchema,
-  TimestampSchema,
   toMs,
 } from "../http/fields";
 import {
@@ -101,10 +101,13 @@ const list = createRoute({
 // The seed's bodies by the names their `$schema` members point at (Huma's convention).
 const CreateInputSchema = z
   .strictObject({
-    $schema: z.string().optional(),
+    $schema: z
+      .string()
+      .optional()
+      .openapi({ example: "/api/v1/schemas/CreateAPIKeyInputBody.json" }),
     name: NameSchema.optional(),
     scopes: ScopesSchema.optional(),
-    expires_at: TimestampSchema.nullable().optional(),
+    expires_at: ExpiresAtSchema.nullable().optional(),
     is_admin_managed: z.boolean().optional(),
     ...governanceBodyFields,
   })

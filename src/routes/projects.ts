@@ -207,7 +207,10 @@ const createEnv = createRoute({
   method: "post",
   path: "/v1/projects/{id}/environments",
   summary: "Create an environment",
-  request: { params: ProjectParams, body: jsonBody(z.strictObject({ name: SlugSchema })) },
+  request: {
+    params: ProjectParams,
+    body: jsonBody(z.strictObject({ name: SlugSchema.openapi({ example: "staging" }) })),
+  },
   responses: { 201: jsonResponse(EnvironmentSchema, "The environment."), ...writeErrorResponses },
 });
 

@@ -15,16 +15,18 @@ import type { AppEnv } from "../http/router";
 const QuerySchema = z.object({
   start: TimestampSchema.optional().openapi({
     description:
-      "Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`.",
+      "Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. Must not be after `end`, which defaults to now: a `start` in the future needs an `end` too (400 otherwise).",
+    example: "2026-12-01T00:00:00Z",
   }),
   end: TimestampSchema.optional().openapi({
     description:
       "Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future.",
+    example: "2026-12-02T00:00:00Z",
   }),
-  granularity: z
-    .enum(GRANULARITIES)
-    .optional()
-    .openapi({ description: "Bucket size (default `hour`). Minute buckets are kept 7 days." }),
+  granularity: z.enum(GRANULARITIES).optional().openapi({
+    default: "hour",
+    description: "Bucket size (default `hour`). Minute buckets are kept 7 days.",
+  }),
 });
 
 const BucketSchema = z

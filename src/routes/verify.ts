@@ -4,7 +4,8 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
 import { tooManyMisses, withinMissBudget } from "../core/rate-limit";
 import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
-import { InstantSchema } from "../http/fields";
+import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID, InstantSchema } from "../http/fields";
+import { IP_ADDRESS_PATTERN } from "../http/governance-fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
 
@@ -65,12 +66,22 @@ const route = createRoute({
       z.strictObject({
         key: z.string().openapi({ example: "capy_live_…" }),
         // The RPC options' own schemas, by their wire names: one contract for both doors.
+        // The document states what they take beyond the shared schemas' bare types.
         required_scopes: options.requiredScopes,
-        project_id: options.projectId,
-        organization_id: options.organizationId,
-        ip: options.ip,
+        project_id: options.projectId.openapi({ example: EXAMPLE_PROJECT_ID }),
+        organization_id: options.organizationId.openapi({ example: EXAMPLE_ORGANIZATION_ID }),
+        ip: options.ip.openapi({
+          pattern: IP_ADDRESS_PATTERN,
+          description:
+            "The caller's client address, checked against the key's `ip_allowlist`: IPv4 (`203.0.113.7`, no leading zeros) or IPv6 (RFC 4291 text, no zone, no prefix).",
+        }),
         cost: options.cost,
-        ratelimits: options.ratelimits,
+        ratelimits: options.ratelimits.openapi({
+          description:
+            "Apply only these of the key's rate limits, each at its own `cost`; default: all of them at `cost`. Each `name` at most once, and only names the key has (400 otherwise).",
+          uniqueItems: true,
+          example: [{ name: "requests", cost: 1 }],
+        }),
       }),
     ),
   },

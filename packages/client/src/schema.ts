@@ -78,11 +78,15 @@ export interface paths {
                          *     ]
                          */
                         required_scopes?: string[];
+                        /** @example 3f1c9a52-6b7e-4d0a-9c8e-2a5b7d4e1f60 */
                         project_id?: string;
-                        /** @description Pin: a key of another organization answers `NOT_FOUND`, as an unknown key. */
+                        /**
+                         * @description Pin: a key of another organization answers `NOT_FOUND`, as an unknown key.
+                         * @example org_2yQ7Lm4nX8pR1sT6vW9zB3cD5fH
+                         */
                         organization_id?: string;
                         /**
-                         * @description The caller's client address, checked against the key's `ip_allowlist`.
+                         * @description The caller's client address, checked against the key's `ip_allowlist`: IPv4 (`203.0.113.7`, no leading zeros) or IPv6 (RFC 4291 text, no zone, no prefix).
                          * @example 203.0.113.7
                          */
                         ip?: string;
@@ -91,7 +95,15 @@ export interface paths {
                          * @default 1
                          */
                         cost?: number;
-                        /** @description Apply only these of the key's rate limits, each at its own `cost`; default: all of them at `cost`. A name the key does not have is a 400. */
+                        /**
+                         * @description Apply only these of the key's rate limits, each at its own `cost`; default: all of them at `cost`. Each `name` at most once, and only names the key has (400 otherwise).
+                         * @example [
+                         *       {
+                         *         "name": "requests",
+                         *         "cost": 1
+                         *       }
+                         *     ]
+                         */
                         ratelimits?: {
                             name: string;
                             /** @description Default: the request's `cost`. */
@@ -746,6 +758,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @example staging */
                         name: string;
                     };
                 };
@@ -1444,6 +1457,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @example 3f1c9a52-6b7e-4d0a-9c8e-2a5b7d4e1f60 */
                         project_id: string;
                         /** @example CI deploy key */
                         name: string;
@@ -1456,10 +1470,11 @@ export interface paths {
                         scopes?: string[];
                         /**
                          * Format: date-time
-                         * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
+                         * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
+                        /** @example 8d2e4b16-0c3a-4f5e-b7a9-6e1d3c2b5a48 */
                         environment_id?: string;
                         /** @description Days between scheduled rotations (1–365). The successor reaches its holder only through `rotation_webhook_url`: without one nobody receives it, and the old key is revoked when its 24 h grace ends. Org-scoped keys cannot rotate on a schedule (400). */
                         rotation_interval_days?: number | null;
@@ -1487,17 +1502,18 @@ export interface paths {
                          */
                         external_id?: string | null;
                         /**
-                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks (see the items' pattern), returned normalised (RFC 5952 IPv6, host bits cleared, duplicates dropped); verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
                          * @example [
                          *       "203.0.113.0/24",
                          *       "2001:db8::/32"
                          *     ]
                          */
                         ip_allowlist?: string[] | null;
-                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
                         ratelimits?: components["schemas"]["RateLimit"][] | null;
                         /** @description `null`: unlimited. Each verification spends its `cost`. */
                         credits?: {
+                            /** @example 1000 */
                             remaining: number;
                             refill?: components["schemas"]["CreditsRefill"];
                         } | null;
@@ -1859,7 +1875,7 @@ export interface paths {
                         scopes?: string[];
                         /**
                          * Format: date-time
-                         * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
+                         * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
@@ -1889,17 +1905,18 @@ export interface paths {
                          */
                         external_id?: string | null;
                         /**
-                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks (see the items' pattern), returned normalised (RFC 5952 IPv6, host bits cleared, duplicates dropped); verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
                          * @example [
                          *       "203.0.113.0/24",
                          *       "2001:db8::/32"
                          *     ]
                          */
                         ip_allowlist?: string[] | null;
-                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
                         ratelimits?: components["schemas"]["RateLimit"][] | null;
                         /** @description `null`: unlimited. Each verification spends its `cost`. */
                         credits?: {
+                            /** @example 1000 */
                             remaining: number;
                             refill?: components["schemas"]["CreditsRefill"];
                         } | null;
@@ -2450,11 +2467,13 @@ export interface paths {
                          *     ]
                          */
                         scopes: string[];
+                        /** @example 3f1c9a52-6b7e-4d0a-9c8e-2a5b7d4e1f60 */
                         project_id?: string | null;
+                        /** @example live */
                         environment?: string;
                         /**
                          * Format: date-time
-                         * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
+                         * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
                          * @example 2030-01-01T00:00:00Z
                          */
                         expires_at?: string | null;
@@ -2476,17 +2495,18 @@ export interface paths {
                          */
                         external_id?: string | null;
                         /**
-                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+                         * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks (see the items' pattern), returned normalised (RFC 5952 IPv6, host bits cleared, duplicates dropped); verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
                          * @example [
                          *       "203.0.113.0/24",
                          *       "2001:db8::/32"
                          *     ]
                          */
                         ip_allowlist?: string[] | null;
-                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
                         ratelimits?: components["schemas"]["RateLimit"][] | null;
                         /** @description `null`: unlimited. Each verification spends its `cost`. */
                         credits?: {
+                            /** @example 1000 */
                             remaining: number;
                             refill?: components["schemas"]["CreditsRefill"];
                         } | null;
@@ -3288,7 +3308,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. */
+                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. Must not be after `end`, which defaults to now: a `start` in the future needs an `end` too (400 otherwise). */
                     start?: string;
                     /** @description Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future. */
                     end?: string;
@@ -3397,7 +3417,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. */
+                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. Must not be after `end`, which defaults to now: a `start` in the future needs an `end` too (400 otherwise). */
                     start?: string;
                     /** @description Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future. */
                     end?: string;
@@ -3691,17 +3711,38 @@ export interface components {
             } | null;
         } | null;
         RateLimit: {
+            /** @example requests */
             name: string;
+            /** @example 100 */
             limit: number;
+            /** @example 60000 */
             duration_ms: number;
         };
-        /** @description At 00:00 UTC of each day (daily) or of `day` (monthly, default 1, clamped to the month's length), `remaining` is set to `amount`. */
-        CreditsRefill: {
-            /** @enum {string} */
-            interval: "daily" | "monthly";
+        /** @description At 00:00 UTC of each day (daily) or of `day` (monthly, default 1, clamped to the month's length), `remaining` is set to `amount`. A daily refill has no `day` (400). */
+        CreditsRefill: components["schemas"]["DailyRefill"] | components["schemas"]["MonthlyRefill"] | null;
+        /** @description At 00:00 UTC each day. */
+        DailyRefill: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            interval: "daily";
+            /** @example 1000 */
             amount: number;
+            day?: null;
+        };
+        /** @description At 00:00 UTC of `day` each month. */
+        MonthlyRefill: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            interval: "monthly";
+            /** @example 1000 */
+            amount: number;
+            /** @description Day of the month, default 1, clamped to the month's length. */
             day?: number | null;
-        } | null;
+        };
         Rotation: {
             old_key_id: string;
             new_key_id: string;
@@ -3789,6 +3830,7 @@ export interface components {
             key: string;
         };
         CreateAPIKeyInputBody: {
+            /** @example /api/v1/schemas/CreateAPIKeyInputBody.json */
             $schema?: string;
             /** @example CI deploy key */
             name?: string;
@@ -3801,7 +3843,7 @@ export interface components {
             scopes?: string[];
             /**
              * Format: date-time
-             * @description RFC 3339 date-time (`T` and `Z` in either case), at most 9999-12-31T23:59:59Z.
+             * @description When the key stops verifying; must be in the future (400 otherwise). `null`: never. RFC 3339 date-time (`T` and `Z` in either case) from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z. A leap second (`23:59:60`) is read as the next second.
              * @example 2030-01-01T00:00:00Z
              */
             expires_at?: string | null;
@@ -3823,17 +3865,18 @@ export interface components {
              */
             external_id?: string | null;
             /**
-             * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks; verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
+             * @description Up to 50 IPv4/IPv6 addresses or CIDR blocks (see the items' pattern), returned normalised (RFC 5952 IPv6, host bits cleared, duplicates dropped); verify with another `ip` answers `IP_NOT_ALLOWED`. `null` or `[]`: any address.
              * @example [
              *       "203.0.113.0/24",
              *       "2001:db8::/32"
              *     ]
              */
             ip_allowlist?: string[] | null;
-            /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. `null` or `[]`: none. */
+            /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
             ratelimits?: components["schemas"]["RateLimit"][] | null;
             /** @description `null`: unlimited. Each verification spends its `cost`. */
             credits?: {
+                /** @example 1000 */
                 remaining: number;
                 refill?: components["schemas"]["CreditsRefill"];
             } | null;
