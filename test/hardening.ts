@@ -1,6 +1,8 @@
 // Shared by the hardening tests (fuzz, faults, concurrency, secret hygiene): what D1 holds,
-// what a problem+json body must look like, and a small JSON Schema checker for OpenAPI.
+// what a problem+json body must look like, and the OpenAPI schema check (@cfworker/json-schema).
+
 import { env } from "cloudflare:workers";
+import { Validator } from "@cfworker/json-schema";
 import { expect } from "vitest";
 import { call } from "./helpers";
 
@@ -57,142 +59,54 @@ export function expectProblem(response: Response, status?: number): Json {
   return body;
 }
 
-// ---------- JSON Schema (the subset @hono/zod-openapi emits) ----------
+// ---------- JSON Schema: the document's schemas, checked by @cfworker/json-schema ----------
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
-  return typeof value;
+/**
+ * `node` with every `$ref` into the document replaced by what it names, so a schema can be
+ * closed where it is used (a component may be one part of an allOf). The document's schemas
+ * are not recursive; a ref seen again on its own path is an error.
+ */
+function inlined(doc: Json, node: Json, seen: string[] = []): Json {
+  if (Array.isArray(node)) return node.map((item) => inlined(doc, item, seen));
+  if (node === null || typeof node !== "object") return node;
+  if (typeof node.$ref === "string") {
+    if (seen.includes(node.$ref)) throw new Error(`Recursive $ref ${node.$ref}`);
+    const target = node.$ref
+      .replace(/^#\//, "")
+      .split("/")
+      .reduce((at: Json, part: string) => at?.[part], doc);
+    if (target === undefined) throw new Error(`Unresolvable $ref ${node.$ref}`);
+    const { $ref: _, ...rest } = node;
+    return { ...inlined(doc, target, [...seen, node.$ref]), ...inlined(doc, rest, seen) };
+  }
+  return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, inlined(doc, v, seen)]));
 }
 
 /**
- * Errors of `value` against `schema` (empty when it conforms). `strict`: an object schema
- * that lists properties and says nothing of others allows no others — a response field the
- * document does not declare is drift, and is reported.
+ * A copy of `node` whose object schemas admit no member they do not declare (JSON Schema
+ * 2020-12 `unevaluatedProperties: false`, which sees through allOf): a response member the
+ * document does not declare is drift. Parts of an allOf are closed by their parent.
+ */
+function closed(node: Json, inAllOf = false): Json {
+  if (Array.isArray(node)) return node.map((item) => closed(item));
+  if (node === null || typeof node !== "object") return node;
+  const copy: Json = {};
+  for (const [name, value] of Object.entries<Json>(node)) {
+    copy[name] = name === "allOf" ? value.map((part: Json) => closed(part, true)) : closed(value);
+  }
+  const open = "additionalProperties" in node || "unevaluatedProperties" in node;
+  if ((node.properties || node.allOf) && !open && !inAllOf) copy.unevaluatedProperties = false;
+  return copy;
+}
+
+/**
+ * Errors of `value` against `schema`, a schema of `doc` (empty when it conforms). `strict`:
+ * an object schema that lists properties and says nothing of others allows no others.
  */
 export function schemaErrors(doc: Json, schema: Json, value: unknown, strict = true): string[] {
-  const errors: string[] = [];
-  check(doc, schema, value, "$", strict, errors);
-  return errors;
-}
-
-function resolve(doc: Json, schema: Json): Json {
-  let current = schema;
-  while (current && typeof current.$ref === "string") {
-    const path = current.$ref.replace(/^#\//, "").split("/");
-    current = path.reduce((node: Json, part: string) => node?.[part], doc);
-    if (!current) throw new Error(`Unresolvable $ref ${schema.$ref}`);
-  }
-  return current;
-}
-
-/** Property names an object schema declares, through allOf. */
-function declaredProperties(doc: Json, schema: Json): Set<string> | null {
-  const s = resolve(doc, schema);
-  if (s.additionalProperties !== undefined && s.additionalProperties !== false) return null;
-  const names = new Set<string>(Object.keys(s.properties ?? {}));
-  for (const part of s.allOf ?? []) {
-    const inner = declaredProperties(doc, part);
-    if (inner === null) return null;
-    for (const name of inner) names.add(name);
-  }
-  return names;
-}
-
-function check(doc: Json, raw: Json, value: unknown, at: string, strict: boolean, out: string[]) {
-  const schema = resolve(doc, raw);
-  if (schema === true || schema === undefined) return;
-  if (schema === false) {
-    out.push(`${at}: no value allowed`);
-    return;
-  }
-  if (schema.allOf) {
-    for (const part of schema.allOf) check(doc, part, value, at, false, out);
-    if (strict && typeOf(value) === "object") extraProperties(doc, schema, value, at, out);
-  }
-  if (schema.anyOf || schema.oneOf) {
-    const options: Json[] = schema.anyOf ?? schema.oneOf;
-    const matches = options.filter((o) => {
-      const e: string[] = [];
-      check(doc, o, value, at, strict, e);
-      return e.length === 0;
-    });
-    if (matches.length === 0) out.push(`${at}: matches none of ${options.length} alternatives`);
-    if (schema.oneOf && matches.length > 1) out.push(`${at}: matches several oneOf alternatives`);
-  }
-  if ("const" in schema && value !== schema.const) {
-    out.push(`${at}: expected ${JSON.stringify(schema.const)}`);
-  }
-  if (schema.enum && !schema.enum.includes(value)) {
-    out.push(`${at}: ${JSON.stringify(value)} not in ${JSON.stringify(schema.enum)}`);
-  }
-  if (schema.type !== undefined) {
-    const allowed: string[] = Array.isArray(schema.type) ? schema.type : [schema.type];
-    const actual = typeOf(value);
-    const ok = allowed.includes(actual) || (actual === "integer" && allowed.includes("number"));
-    if (!ok) {
-      out.push(`${at}: ${actual} is not ${allowed.join("|")}`);
-      return;
-    }
-  }
-  if (typeof value === "string") {
-    if (schema.minLength !== undefined && value.length < schema.minLength) {
-      out.push(`${at}: shorter than ${schema.minLength}`);
-    }
-    if (schema.maxLength !== undefined && value.length > schema.maxLength) {
-      out.push(`${at}: longer than ${schema.maxLength}`);
-    }
-    if (schema.pattern && !new RegExp(schema.pattern).test(value)) {
-      out.push(`${at}: does not match ${schema.pattern}`);
-    }
-    if (
-      schema.format === "date-time" &&
-      (!RFC3339.test(value) || Number.isNaN(Date.parse(value)))
-    ) {
-      out.push(`${at}: ${value} is not an RFC 3339 date-time`);
-    }
-  }
-  if (typeof value === "number") {
-    if (schema.minimum !== undefined && value < schema.minimum) out.push(`${at}: < minimum`);
-    if (schema.maximum !== undefined && value > schema.maximum) out.push(`${at}: > maximum`);
-  }
-  if (Array.isArray(value)) {
-    if (schema.maxItems !== undefined && value.length > schema.maxItems) {
-      out.push(`${at}: more than ${schema.maxItems} items`);
-    }
-    if (schema.items) {
-      value.forEach((item, i) => {
-        check(doc, schema.items, item, `${at}[${i}]`, strict, out);
-      });
-    }
-  }
-  if (typeOf(value) === "object") {
-    const object = value as Record<string, unknown>;
-    for (const name of schema.required ?? []) {
-      if (!(name in object)) out.push(`${at}.${name}: required but absent`);
-    }
-    for (const [name, sub] of Object.entries<Json>(schema.properties ?? {})) {
-      if (name in object) check(doc, sub, object[name], `${at}.${name}`, strict, out);
-    }
-    if (typeof schema.additionalProperties === "object") {
-      for (const [name, item] of Object.entries(object)) {
-        if (!(name in (schema.properties ?? {}))) {
-          check(doc, schema.additionalProperties, item, `${at}.${name}`, strict, out);
-        }
-      }
-    }
-    if (strict && !schema.allOf) extraProperties(doc, schema, object, at, out);
-  }
-}
-
-function extraProperties(doc: Json, schema: Json, value: unknown, at: string, out: string[]) {
-  if (!schema.properties && !schema.allOf) return;
-  const declared = declaredProperties(doc, schema);
-  if (declared === null) return;
-  for (const name of Object.keys(value as object)) {
-    if (!declared.has(name)) out.push(`${at}.${name}: not declared in the schema`);
-  }
+  const whole = inlined(doc, schema);
+  const validator = new Validator(strict ? closed(whole) : whole, "2020-12", false);
+  return validator
+    .validate(value)
+    .errors.map((e) => `${e.instanceLocation}: ${e.keyword}: ${e.error}`);
 }
