@@ -46,7 +46,7 @@ import {
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
-import type { AppEnv } from "../http/router";
+import { type AppEnv, carriesSecret } from "../http/router";
 
 /** Keygate's key object: the union of the seeds' fields. */
 export const ApiKeySchema = z
@@ -293,6 +293,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
       rotationWebhookUrl: body.rotation_webhook_url,
       governance: toGovernanceInput(body),
     });
+    carriesSecret(c, key.id);
     return c.json({ ...toApiKey(key, c.var.core.now()), key: plaintext }, 201);
   });
 
@@ -340,6 +341,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
       c.req.valid("param").keyID,
       body.grace_period_seconds ?? 0,
     );
+    carriesSecret(c, rotation.fresh.id);
     return c.json(toRotation(rotation), 201);
   });
 }
