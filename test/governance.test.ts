@@ -132,6 +132,25 @@ describe("governance fields on the key object", () => {
     expect(patched.status).toBe(400);
   });
 
+  it("meta with a __proto__ member is a 400 on create and PATCH, and nothing is stored", async () => {
+    const body = `{"project_id":"${org.project.id}","name":"proto","meta":{"plan":"free","__proto__":{"plan":"pro","isAdmin":true}}}`;
+    const created = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      rawBody: body,
+      headers: { "content-type": "application/json" },
+    });
+    expect(created.status).toBe(400);
+    expect(created.body.errors[0].location).toBe("body.meta");
+    const key = await newKey(org.admin, org.project.id, { meta: { plan: "free" } });
+    const patched = await call("PATCH", `/v1/api-keys/${key.id}`, {
+      token: org.admin,
+      rawBody: '{"meta":{"a":{"__proto__":{"isAdmin":true}}}}',
+      headers: { "content-type": "application/json" },
+    });
+    expect(patched.status).toBe(400);
+    expect((await verify(key.key)).body.meta).toEqual({ plan: "free" });
+  });
+
   it("PATCH null clears each field; [] is the same as null", async () => {
     const key = await newKey(org.admin, org.project.id, {
       meta: { a: 1 },

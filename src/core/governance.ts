@@ -46,6 +46,17 @@ export function jsonDepth(value: unknown, limit = META_MAX_DEPTH): number {
   return 1 + deepest;
 }
 
+/**
+ * Whether a JSON value has a `__proto__` member at any level (at most `limit` levels looked
+ * at, as deep as meta may go). JSON.parse keeps one as data, but the next copy made with
+ * assignment (Object.assign, a rebuilt record) would take it as the object's prototype.
+ */
+export function hasProtoMember(value: unknown, limit = META_MAX_DEPTH): boolean {
+  if (value === null || typeof value !== "object" || limit <= 0) return false;
+  if (!Array.isArray(value) && Object.hasOwn(value, "__proto__")) return true;
+  return Object.values(value).some((item) => hasProtoMember(item, limit - 1));
+}
+
 export const utf8Length = (text: string) => new TextEncoder().encode(text).length;
 
 /**

@@ -4,6 +4,7 @@ import { z } from "@hono/zod-openapi";
 import {
   type CreditsSetting,
   type GovernanceInput,
+  hasProtoMember,
   jsonDepth,
   type KeyMeta,
   MAX_CREDITS,
@@ -22,8 +23,8 @@ export const EnabledSchema = z
 const isJsonObject = (value: unknown): value is KeyMeta =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
-// Checked, not rebuilt: the value is kept exactly as parsed (a rebuilt record would turn a
-// `__proto__` member into a prototype, and lose it).
+// Checked, not rebuilt: the value is kept exactly as parsed. A `__proto__` member is refused:
+// any later copy by assignment would make it the object's prototype.
 export const MetaSchema = z
   .unknown()
   .superRefine((meta, ctx) => {
@@ -31,6 +32,8 @@ export const MetaSchema = z
       ctx.addIssue({ code: "custom", message: "must be a JSON object" });
     } else if (jsonDepth(meta, META_MAX_DEPTH + 1) > META_MAX_DEPTH) {
       ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_DEPTH} levels deep` });
+    } else if (hasProtoMember(meta, META_MAX_DEPTH + 1)) {
+      ctx.addIssue({ code: "custom", message: "must not have a __proto__ member" });
     } else if (utf8Length(JSON.stringify(meta)) > META_MAX_BYTES) {
       ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_BYTES} bytes as JSON` });
     }
