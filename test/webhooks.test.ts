@@ -409,6 +409,41 @@ describe("fairness and leases", () => {
   });
 });
 
+describe("leases on the wall clock", () => {
+  it("never claims again an attempt still in flight from runs whose instants lie ahead of the wall clock", async () => {
+    const { admin, project, url, delivery } = await rotatedKey("ahead-runs");
+    const start = Date.now();
+    await dueAt(delivery.id, start - MINUTE);
+    const sent = gate();
+    let release: (response: Response) => void = () => {};
+    const answer = new Promise<Response>((resolve) => {
+      release = resolve;
+    });
+    const hooks = receivers({
+      [url]: (_sent, attempt) => {
+        if (attempt > 1) return new Response("a second send");
+        sent.open();
+        return answer;
+      },
+    });
+
+    // Runs at t, t + 70 s and t + 140 s, all while the first attempt is still in flight.
+    const first = runCron(start);
+    await sent.opened;
+    await runCron(start + 70 * SECOND);
+    await runCron(start + 140 * SECOND);
+    expect(hooks.to(url)).toHaveLength(1);
+
+    release(new Response("ok"));
+    await first;
+    expect(hooks.to(url)).toHaveLength(1);
+    expect((await deliveries(admin, project.id))[0]).toMatchObject({
+      status: "delivered",
+      attempts: 1,
+    });
+  });
+});
+
 describe("retries", () => {
   it("retries a failing receiver after a backoff, with the same webhook-id, until it succeeds", async () => {
     const { admin, project, url, rotation, delivery } = await rotatedKey("flaky");
