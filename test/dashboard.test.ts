@@ -537,6 +537,67 @@ describe("dashboard pages", () => {
     expect((await verify(org.key.key)).body.code).toBe("VALID");
   });
 
+  it("prefills the live balance and never gives spent credits back on a refill-only save", async () => {
+    const org = await newOrg("dash-credits");
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 10 } });
+    const inputValue = (html: string, name: string) =>
+      new RegExp(`name="${name}"[^>]*value="([^"]*)"`).exec(html)?.[1] ??
+      new RegExp(`value="([^"]*)"[^>]*name="${name}"`).exec(html)?.[1];
+    // A page rendered at 10 credits, then 4 spent elsewhere before its form is saved.
+    const stale = await dash("GET", `/dashboard/keys/${key.id}`, { session: org.admin });
+    expect(inputValue(stale.text, "credits_remaining")).toBe("10");
+    for (let i = 0; i < 4; i++) expect((await verify(key.key)).body.code).toBe("VALID");
+    const saveRefill = (html: string) =>
+      dash("POST", `/dashboard/keys/${key.id}/access`, {
+        session: org.admin,
+        form: {
+          enabled: "on",
+          credits_remaining: inputValue(html, "credits_remaining") ?? "",
+          credits_remaining_shown: inputValue(html, "credits_remaining_shown") ?? "",
+          refill_interval: "monthly",
+          refill_amount: "10",
+          refill_day: "1",
+        },
+      });
+    expect((await saveRefill(stale.text)).status).toBe(303);
+    const after = await call("GET", `/v1/api-keys/${key.id}`, { token: org.admin });
+    expect(after.body.credits).toEqual({
+      remaining: 6,
+      refill: { interval: "monthly", amount: 10, day: 1 },
+    });
+    // The audit's reproduction: 12 verifies on what is left, a refill-only save, no more VALID.
+    const codes: string[] = [];
+    for (let i = 0; i < 12; i++) codes.push((await verify(key.key)).body.code);
+    expect(codes.filter((code) => code === "VALID")).toHaveLength(6);
+    const fresh = await dash("GET", `/dashboard/keys/${key.id}`, { session: org.admin });
+    expect(inputValue(fresh.text, "credits_remaining")).toBe("0");
+    const daily = await dash("POST", `/dashboard/keys/${key.id}/access`, {
+      session: org.admin,
+      form: {
+        enabled: "on",
+        credits_remaining: "0",
+        credits_remaining_shown: inputValue(fresh.text, "credits_remaining_shown") ?? "",
+        refill_interval: "daily",
+        refill_amount: "10",
+      },
+    });
+    expect(daily.status).toBe(303);
+    expect((await verify(key.key)).body.code).toBe("USAGE_EXCEEDED");
+    // An edited balance is still set.
+    const edited = await dash("POST", `/dashboard/keys/${key.id}/access`, {
+      session: org.admin,
+      form: {
+        enabled: "on",
+        credits_remaining: "3",
+        credits_remaining_shown: "0",
+        refill_interval: "daily",
+        refill_amount: "10",
+      },
+    });
+    expect(edited.status).toBe(303);
+    expect((await verify(key.key)).body.credits.remaining).toBe(2);
+  });
+
   it("names a bad rate limit or credit field next to it", async () => {
     const org = await orgWithKey();
     const response = await dash("POST", `/dashboard/keys/${org.key.id}/access`, {

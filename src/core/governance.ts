@@ -70,6 +70,11 @@ export interface GovernanceInput {
   ipAllowlist?: string[] | null | undefined;
   ratelimits?: RateLimitRule[] | null | undefined;
   credits?: CreditsSetting | null | undefined;
+  /**
+   * The refill rule alone, on a key that has credits: its live balance is kept (the usage
+   * object takes a new rule under the same credits version). Ignored when `credits` is set.
+   */
+  creditsRefill?: RefillRule | null | undefined;
 }
 
 /** The api_keys columns a governance input sets; `now` versions the credits. */
@@ -93,6 +98,8 @@ export function governanceColumns(input: GovernanceInput, now: number) {
     columns.creditsRemaining = input.credits?.remaining ?? null;
     columns.creditsRefill = input.credits?.refill ?? null;
     columns.creditsVersion = input.credits === null ? null : now;
+  } else if (input.creditsRefill !== undefined) {
+    columns.creditsRefill = input.creditsRefill;
   }
   return columns;
 }
@@ -109,6 +116,7 @@ export function governanceAudit(input: GovernanceInput): Record<string, unknown>
       null;
   }
   if (input.credits !== undefined) audit.credits = input.credits;
+  else if (input.creditsRefill !== undefined) audit.credits = { refill: input.creditsRefill };
   // meta may hold the customer's data: the log says it changed, not what it says.
   if (input.meta !== undefined) audit.meta = input.meta === null ? null : "changed";
   return audit;

@@ -737,7 +737,7 @@ export function createDashboard() {
             <h2>Access</h2>
             <AccessForm
               keyRow={key}
-              values={access?.values ?? accessValues(key)}
+              values={access?.values ?? accessValues(key, remaining)}
               errors={access?.errors ?? {}}
             />
           </div>

@@ -139,6 +139,30 @@ export const CreditsSchema = z
   .transform((c): CreditsSetting => ({ remaining: c.remaining, refill: c.refill ?? null }))
   .openapi({ description: "`null`: unlimited. Each verification spends its `cost`." });
 
+/**
+ * PATCH's credits: as on create, or `{ refill }` alone, which changes the refill rule and
+ * keeps the live balance (a balance read earlier and sent back would undo what was spent).
+ */
+export const CreditsChangeSchema = z
+  .strictObject({
+    remaining: z.number().int().min(0).max(MAX_CREDITS).optional(),
+    refill: RefillWireSchema.nullable().optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.remaining === undefined && c.refill === undefined) {
+      ctx.addIssue({ code: "custom", message: "needs remaining, refill or both" });
+    }
+  })
+  .transform((c): CreditsSetting | { refill: RefillRule | null } =>
+    c.remaining === undefined
+      ? { refill: c.refill ?? null }
+      : { remaining: c.remaining, refill: c.refill ?? null },
+  )
+  .openapi({
+    description:
+      "`null`: unlimited. `remaining` sets the live balance; `refill` alone changes the refill rule and keeps the live balance.",
+  });
+
 /** The governance members of every create body and of PATCH: optional, `null` clears. */
 export const governanceBodyFields = {
   enabled: EnabledSchema.optional(),
@@ -149,19 +173,30 @@ export const governanceBodyFields = {
   credits: CreditsSchema.nullable().optional(),
 };
 
+/** PATCH's governance members: `credits` may also change the refill alone. */
+export const governancePatchFields = {
+  ...governanceBodyFields,
+  credits: CreditsChangeSchema.nullable().optional(),
+};
+
 type GovernanceBody = {
-  [K in keyof typeof governanceBodyFields]?: z.output<(typeof governanceBodyFields)[K]>;
+  [K in keyof typeof governancePatchFields]?: z.output<(typeof governancePatchFields)[K]>;
 };
 
 /** A parsed body's governance members as the core's input. */
-export const toGovernanceInput = (body: GovernanceBody): GovernanceInput => ({
-  enabled: body.enabled,
-  meta: body.meta,
-  externalId: body.external_id,
-  ipAllowlist: body.ip_allowlist,
-  ratelimits: body.ratelimits,
-  credits: body.credits,
-});
+export const toGovernanceInput = (body: GovernanceBody): GovernanceInput => {
+  const credits = body.credits;
+  const refillAlone = credits !== undefined && credits !== null && !("remaining" in credits);
+  return {
+    enabled: body.enabled,
+    meta: body.meta,
+    externalId: body.external_id,
+    ipAllowlist: body.ip_allowlist,
+    ratelimits: body.ratelimits,
+    credits: refillAlone ? undefined : (credits as CreditsSetting | null | undefined),
+    creditsRefill: refillAlone ? credits.refill : undefined,
+  };
+};
 
 // ---------- on the key object ----------
 

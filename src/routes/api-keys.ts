@@ -33,6 +33,7 @@ import {
   ExternalIdSchema,
   governanceBodyFields,
   governanceKeyFields,
+  governancePatchFields,
   toGovernanceFields,
   toGovernanceInput,
 } from "../http/governance-fields";
@@ -186,7 +187,7 @@ const patch = createRoute({
   path: "/v1/api-keys/{keyID}",
   summary: "Update an API key",
   description:
-    "Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance; changing a limit's `limit` or `duration_ms` starts it afresh.",
+    "Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance (`credits: { refill }` alone changes the refill rule and keeps it); changing a limit's `limit` or `duration_ms` starts it afresh.",
   request: {
     params: KeyParams,
     body: jsonBody(
@@ -197,7 +198,7 @@ const patch = createRoute({
         device_name: DeviceNameSchema.nullable().optional(),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
-        ...governanceBodyFields,
+        ...governancePatchFields,
       }),
     ),
   },
