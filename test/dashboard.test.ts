@@ -1,5 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createCore } from "../src/context";
 import { addVerificationMessages } from "../src/core/analytics/consume";
@@ -536,6 +537,67 @@ describe("dashboard pages", () => {
     expect((await verify(org.key.key)).body.code).toBe("VALID");
   });
 
+  it("prefills the live balance and never gives spent credits back on a refill-only save", async () => {
+    const org = await newOrg("dash-credits");
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 10 } });
+    const inputValue = (html: string, name: string) =>
+      new RegExp(`name="${name}"[^>]*value="([^"]*)"`).exec(html)?.[1] ??
+      new RegExp(`value="([^"]*)"[^>]*name="${name}"`).exec(html)?.[1];
+    // A page rendered at 10 credits, then 4 spent elsewhere before its form is saved.
+    const stale = await dash("GET", `/dashboard/keys/${key.id}`, { session: org.admin });
+    expect(inputValue(stale.text, "credits_remaining")).toBe("10");
+    for (let i = 0; i < 4; i++) expect((await verify(key.key)).body.code).toBe("VALID");
+    const saveRefill = (html: string) =>
+      dash("POST", `/dashboard/keys/${key.id}/access`, {
+        session: org.admin,
+        form: {
+          enabled: "on",
+          credits_remaining: inputValue(html, "credits_remaining") ?? "",
+          credits_remaining_shown: inputValue(html, "credits_remaining_shown") ?? "",
+          refill_interval: "monthly",
+          refill_amount: "10",
+          refill_day: "1",
+        },
+      });
+    expect((await saveRefill(stale.text)).status).toBe(303);
+    const after = await call("GET", `/v1/api-keys/${key.id}`, { token: org.admin });
+    expect(after.body.credits).toEqual({
+      remaining: 6,
+      refill: { interval: "monthly", amount: 10, day: 1 },
+    });
+    // The audit's reproduction: 12 verifies on what is left, a refill-only save, no more VALID.
+    const codes: string[] = [];
+    for (let i = 0; i < 12; i++) codes.push((await verify(key.key)).body.code);
+    expect(codes.filter((code) => code === "VALID")).toHaveLength(6);
+    const fresh = await dash("GET", `/dashboard/keys/${key.id}`, { session: org.admin });
+    expect(inputValue(fresh.text, "credits_remaining")).toBe("0");
+    const daily = await dash("POST", `/dashboard/keys/${key.id}/access`, {
+      session: org.admin,
+      form: {
+        enabled: "on",
+        credits_remaining: "0",
+        credits_remaining_shown: inputValue(fresh.text, "credits_remaining_shown") ?? "",
+        refill_interval: "daily",
+        refill_amount: "10",
+      },
+    });
+    expect(daily.status).toBe(303);
+    expect((await verify(key.key)).body.code).toBe("USAGE_EXCEEDED");
+    // An edited balance is still set.
+    const edited = await dash("POST", `/dashboard/keys/${key.id}/access`, {
+      session: org.admin,
+      form: {
+        enabled: "on",
+        credits_remaining: "3",
+        credits_remaining_shown: "0",
+        refill_interval: "daily",
+        refill_amount: "10",
+      },
+    });
+    expect(edited.status).toBe(303);
+    expect((await verify(key.key)).body.credits.remaining).toBe(2);
+  });
+
   it("names a bad rate limit or credit field next to it", async () => {
     const org = await orgWithKey();
     const response = await dash("POST", `/dashboard/keys/${org.key.id}/access`, {
@@ -617,26 +679,33 @@ describe("dashboard roles", () => {
     expect(list.text).not.toContain("Checkout");
   });
 
-  it("gives members no controls over org-scoped keys, nor the signing secret", async () => {
+  it("shows members no org-scoped key: not its page, nor its rotate or revoke pages; nor the signing secret", async () => {
     const org = await newOrg("member");
     const orgKey = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
       token: org.admin,
-      body: { name: "Org automation", scopes: ["keys:read"] },
+      body: { name: "Org automation", scopes: ["*"] },
     });
-    const keyPage = await dash("GET", `/dashboard/keys/${orgKey.body.api_key.id}`, {
-      session: org.member,
-    });
-    expect(keyPage.status).toBe(200);
-    expect(keyPage.text).not.toContain("/rotate");
-    expect(keyPage.text).not.toContain("/revoke");
-    expect(keyPage.text).toContain("Only organization admins can change");
-    const revoke = await dash("POST", `/dashboard/keys/${orgKey.body.api_key.id}/revoke`, {
-      session: org.member,
-      form: {},
-    });
-    // The confirmation page again, saying why: nothing was revoked.
-    expect(revoke.status).toBe(200);
-    expect(revoke.text).toContain("Only organization admins can revoke");
+    const id = orgKey.body.api_key.id;
+    for (const [method, path] of [
+      ["GET", `/dashboard/keys/${id}`],
+      ["GET", `/dashboard/keys/${id}/rotate`],
+      ["GET", `/dashboard/keys/${id}/revoke`],
+      ["POST", `/dashboard/keys/${id}/rotate`],
+      ["POST", `/dashboard/keys/${id}/revoke`],
+      ["POST", `/dashboard/keys/${id}/access`],
+    ] as const) {
+      const answered = await dash(method, path, {
+        session: org.member,
+        ...(method === "POST" ? { form: {} } : {}),
+      });
+      expect(answered.status, `${method} ${path}`).toBe(403);
+      expect(answered.text, path).not.toContain("Org automation");
+      expect(answered.text, path).not.toContain("new-key");
+    }
+    expect((await dash("GET", `/dashboard/keys/${id}`, { session: org.admin })).status).toBe(200);
+    expect((await call("GET", `/v1/api-keys/${id}`, { token: org.admin })).body.is_active).toBe(
+      true,
+    );
     const hooks = await dash("GET", `/dashboard/projects/${org.project.id}/webhooks`, {
       session: org.member,
     });
@@ -751,5 +820,153 @@ describe("dashboard assets", () => {
     ]) {
       expect((await dash("GET", path)).status).toBe(404);
     }
+  });
+});
+
+describe("dashboard hostile input", () => {
+  const HOSTILE = ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"];
+
+  it("reads ?range= and ?notice= as own names only: Object's members are no range nor notice", async () => {
+    const org = await orgWithKey();
+    for (const name of HOSTILE) {
+      for (const path of [
+        `/dashboard/projects/${org.project.id}?range=${name}`,
+        `/dashboard/keys/${org.key.id}?range=${name}`,
+        `/dashboard/keys/${org.key.id}?notice=${name}`,
+        `/dashboard/projects?notice=${name}`,
+      ]) {
+        const page = await dash("GET", path, { session: org.admin });
+        expect(page.status, path).toBe(200);
+      }
+    }
+  });
+
+  it("answers a form it cannot read (a broken multipart body) with 400, changing nothing", async () => {
+    const org = await orgWithKey();
+    for (const path of [`/dashboard/keys/${org.key.id}`, "/dashboard/projects"]) {
+      const broken = await dash("POST", path, {
+        session: org.admin,
+        raw: { type: "multipart/form-data; boundary=xyz", body: "--abc\r\nnot a part" },
+      });
+      expect(broken.status, path).toBe(400);
+    }
+    expect((await verify(org.key.key)).body.code).toBe("VALID");
+  });
+
+  it("never answers 5xx to random query strings and forms (fixed seed)", {
+    timeout: 120_000,
+  }, async () => {
+    const org = await orgWithKey();
+    const orgKey = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
+      token: org.admin,
+      body: { name: "fuzzed", scopes: [] },
+    });
+    const pages = [
+      "/dashboard/projects",
+      `/dashboard/projects/${org.project.id}`,
+      `/dashboard/projects/${org.project.id}/keys/new`,
+      `/dashboard/projects/${org.project.id}/webhooks`,
+      `/dashboard/keys/${org.key.id}`,
+      `/dashboard/keys/${org.key.id}/rotate`,
+      `/dashboard/keys/${org.key.id}/revoke`,
+      `/dashboard/keys/${orgKey.body.api_key.id}`,
+      "/dashboard/org-keys",
+      "/dashboard/org-keys/new",
+      "/dashboard/audit",
+      "/dashboard/sign-in",
+    ];
+    const forms = [
+      "/dashboard/projects",
+      `/dashboard/projects/${org.project.id}/keys`,
+      `/dashboard/keys/${org.key.id}`,
+      `/dashboard/keys/${org.key.id}/access`,
+      `/dashboard/keys/${org.key.id}/rotate`,
+      "/dashboard/org-keys",
+    ];
+    const text = fc.oneof(
+      fc.constantFrom(
+        ...HOSTILE,
+        "",
+        "-1",
+        "1e309",
+        "24h",
+        "30d",
+        "key-updated",
+        "%",
+        "a".repeat(3000),
+      ),
+      fc.string({ maxLength: 40 }),
+    );
+    const fieldName = fc.oneof(
+      fc.constantFrom(
+        ...HOSTILE,
+        "name",
+        "scopes",
+        "environment",
+        "expires_at",
+        "enabled",
+        "credits_remaining",
+        "refill_interval",
+        "refill_amount",
+        "refill_day",
+        "rl_name_0",
+        "rl_limit_0",
+        "rl_window_0",
+        "rotation_webhook_url",
+        "rotation_interval_days",
+        "grace_period_seconds",
+        "submission",
+      ),
+      fc.string({ maxLength: 12 }),
+    );
+    const fields = fc.dictionary(fieldName, text, { maxKeys: 6 });
+    const seen: number[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...pages),
+        fc.dictionary(fc.constantFrom("range", "notice", "cursor", "next", ...HOSTILE), text, {
+          maxKeys: 3,
+        }),
+        async (path, query) => {
+          const search = new URLSearchParams(query).toString();
+          const page = await dash("GET", `${path}?${search}`, { session: org.admin });
+          seen.push(page.status);
+          expect(page.status, `GET ${path}?${search}`).toBeLessThan(500);
+        },
+      ),
+      { numRuns: 150, seed: 20_261_206 },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...forms),
+        fields,
+        fc.constantFrom("urlencoded", "multipart", "broken"),
+        async (path, form, encoding) => {
+          const options =
+            encoding === "urlencoded"
+              ? { form }
+              : encoding === "multipart"
+                ? {
+                    raw: {
+                      type: "multipart/form-data; boundary=b0",
+                      body: `${Object.entries(form)
+                        .map(
+                          ([k, v]) =>
+                            `--b0\r\nContent-Disposition: form-data; name="${k.replace(/["\r\n]/g, "")}"\r\n\r\n${v}\r\n`,
+                        )
+                        .join("")}--b0--\r\n`,
+                    },
+                  }
+                : { raw: { type: "multipart/form-data", body: JSON.stringify(form) } };
+          const answered = await dash("POST", path, { session: org.admin, ...options });
+          seen.push(answered.status);
+          expect(answered.status, `POST ${path} ${encoding} ${JSON.stringify(form)}`).toBeLessThan(
+            500,
+          );
+        },
+      ),
+      { numRuns: 150, seed: 20_261_206 },
+    );
+    expect(seen.filter((status) => status === 200).length).toBeGreaterThan(50);
   });
 });

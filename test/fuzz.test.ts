@@ -530,7 +530,7 @@ describe("fuzzing every operation of /openapi.json", () => {
     const created = await send("POST", "/v1/projects", {
       token: org.admin,
       body: { name: "ip" },
-      headers: { "x-real-ip": "9".repeat(10_000) },
+      headers: { "cf-connecting-ip": "9".repeat(10_000) },
     });
     expect(created.status).toBe(201);
     const audit = await send("GET", `/v1/organizations/${org.org}/audit-log?limit=1`, {

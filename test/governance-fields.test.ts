@@ -46,11 +46,15 @@ describe("meta", () => {
     expect(parse({ meta: {} }).data).toEqual({ meta: null });
   });
 
-  it("keeps a __proto__ member as data", () => {
-    const meta = JSON.parse('{"__proto__":{"admin":true},"a":1}');
-    const parsed = parse({ meta });
-    expect(parsed.success).toBe(true);
-    expect(JSON.stringify(parsed.data?.meta)).toBe('{"__proto__":{"admin":true},"a":1}');
+  it("refuses a __proto__ member at any level, never storing it as a prototype", () => {
+    for (const json of [
+      '{"__proto__":{"admin":true},"a":1}',
+      '{"a":{"b":[{"__proto__":{"admin":true}}]}}',
+    ]) {
+      expect(paths({ meta: JSON.parse(json) }), json).toEqual(["meta"]);
+    }
+    // Other members that name Object's own properties are plain data.
+    expect(parse({ meta: { constructor: 1, toString: "x" } }).success).toBe(true);
   });
 });
 

@@ -132,6 +132,46 @@ describe("governance fields on the key object", () => {
     expect(patched.status).toBe(400);
   });
 
+  it("meta with a __proto__ member is a 400 on create and PATCH, and nothing is stored", async () => {
+    const body = `{"project_id":"${org.project.id}","name":"proto","meta":{"plan":"free","__proto__":{"plan":"pro","isAdmin":true}}}`;
+    const created = await call("POST", "/v1/api-keys", {
+      token: org.admin,
+      rawBody: body,
+      headers: { "content-type": "application/json" },
+    });
+    expect(created.status).toBe(400);
+    expect(created.body.errors[0].location).toBe("body.meta");
+    const key = await newKey(org.admin, org.project.id, { meta: { plan: "free" } });
+    const patched = await call("PATCH", `/v1/api-keys/${key.id}`, {
+      token: org.admin,
+      rawBody: '{"meta":{"a":{"__proto__":{"isAdmin":true}}}}',
+      headers: { "content-type": "application/json" },
+    });
+    expect(patched.status).toBe(400);
+    expect((await verify(key.key)).body.meta).toEqual({ plan: "free" });
+  });
+
+  it("PATCH credits.refill alone changes the refill and keeps the live balance", async () => {
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 10 } });
+    for (let i = 0; i < 4; i++) expect((await verify(key.key)).body.code).toBe("VALID");
+    const refill = { interval: "daily", amount: 50 };
+    const patched = await patch(org, key.id, { credits: { refill } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.credits).toEqual({ remaining: 6, refill: { ...refill, day: null } });
+    expect((await verify(key.key)).body.credits.remaining).toBe(5);
+    const rpc = await exports.KeyService.verify(key.key);
+    expect(rpc.credits?.remaining).toBe(4);
+    // Taking the refill away keeps the balance too.
+    const cleared = await patch(org, key.id, { credits: { refill: null } });
+    expect(cleared.body.credits).toEqual({ remaining: 4, refill: null });
+    // A key without credits needs a balance; an empty change is refused.
+    const bare = await newKey(org.admin, org.project.id);
+    const noCredits = await patch(org, bare.id, { credits: { refill } });
+    expect(noCredits.status).toBe(400);
+    expect(noCredits.body.errors[0].location).toBe("body.credits.remaining");
+    expect((await patch(org, key.id, { credits: {} })).status).toBe(400);
+  });
+
   it("PATCH null clears each field; [] is the same as null", async () => {
     const key = await newKey(org.admin, org.project.id, {
       meta: { a: 1 },

@@ -154,6 +154,65 @@ describe("a retry with the same Idempotency-Key and body", () => {
   });
 });
 
+describe("a replay is authorized again", () => {
+  it("refuses a caller demoted since the first request: a member gets no org key's plaintext", async () => {
+    const org = await newOrg("idem-demoted");
+    const user = `user_demoted_${crypto.randomUUID().slice(0, 8)}`;
+    const asAdmin = await sessionToken({ org: org.org, user, role: "admin" });
+    const asMember = await sessionToken({ org: org.org, user, role: "member" });
+    const path = `/v1/organizations/${org.org}/api-keys`;
+    const body = { name: "root", scopes: ["*"] };
+    const first = await post(asAdmin, path, body, "demoted-1");
+    expect(first.status).toBe(201);
+    const replay = await post(asMember, path, body, "demoted-1");
+    expectProblem(replay, 403);
+    expect(replay.text).not.toContain(first.body.plaintext_api_key);
+    // Still an admin: the replay is answered.
+    expect((await post(asAdmin, path, body, "demoted-1")).body.plaintext_api_key).toBe(
+      first.body.plaintext_api_key,
+    );
+  });
+
+  it("refuses an API key whose scopes were narrowed since the first request", async () => {
+    const org = await newOrg("idem-narrowed");
+    const caller = await newKey(org.admin, org.project.id, { scopes: ["keys:read", "keys:write"] });
+    const body = { project_id: org.project.id, name: "made by a key" };
+    const first = await post(caller.key, "/v1/api-keys", body, "narrowed-1");
+    expect(first.status).toBe(201);
+    const narrowed = await call("PATCH", `/v1/api-keys/${caller.id}`, {
+      token: org.admin,
+      body: { scopes: ["keys:read"] },
+    });
+    expect(narrowed.status).toBe(200);
+    const replay = await post(caller.key, "/v1/api-keys", body, "narrowed-1");
+    expectProblem(replay, 403);
+    expect(replay.text).not.toContain(first.body.key);
+  });
+
+  it("never sends a key's plaintext again once that key is revoked or replaced", async () => {
+    const org = await newOrg("idem-revoked");
+    const body = { project_id: org.project.id, name: "soon revoked" };
+    const created = await post(org.admin, "/v1/api-keys", body, "revoked-1");
+    expect(created.status).toBe(201);
+    expect(
+      (await call("DELETE", `/v1/api-keys/${created.body.id}`, { token: org.admin })).status,
+    ).toBe(204);
+    const replay = await post(org.admin, "/v1/api-keys", body, "revoked-1");
+    expectProblem(replay, 409);
+    expect(replay.text).not.toContain(created.body.key);
+    expect(replay.text).not.toContain('"is_active":true');
+
+    const old = await newKey(org.admin, org.project.id);
+    const rotated = await post(org.admin, `/v1/api-keys/${old.id}/rotate`, {}, "rotated-1");
+    expect(rotated.status).toBe(201);
+    const again = await post(org.admin, `/v1/api-keys/${rotated.body.new_key_id}/rotate`, {});
+    expect(again.status).toBe(201);
+    const stale = await post(org.admin, `/v1/api-keys/${old.id}/rotate`, {}, "rotated-1");
+    expectProblem(stale, 409);
+    expect(stale.text).not.toContain(rotated.body.key);
+  });
+});
+
 describe("the same Idempotency-Key for another request", () => {
   it("is a 422 problem for another body, and changes nothing", async () => {
     const org = await newOrg("idem-422");

@@ -198,6 +198,33 @@ describe("roles and org-scoped keys", () => {
     expect(unchanged.body).toMatchObject({ rotation_interval_days: null, next_rotation_at: null });
   });
 
+  it("members see no org-scoped key: not in the organization's list, not by id", async () => {
+    const own = await newOrg("org-keys-members");
+    const orgWide = await call("POST", `/v1/organizations/${own.org}/api-keys`, {
+      token: own.admin,
+      body: { name: "wide", scopes: ["*"] },
+    });
+    const projectKey = await newKey(own.admin, own.project.id);
+    const listed = (token: string) =>
+      call("GET", `/v1/organizations/${own.org}/api-keys`, { token }).then((r) =>
+        r.body.api_keys.map((k: { id: string }) => k.id),
+      );
+    expect(await listed(own.admin)).toEqual(
+      expect.arrayContaining([orgWide.body.api_key.id, projectKey.id]),
+    );
+    const memberSees = await listed(own.member);
+    expect(memberSees).toContain(projectKey.id);
+    expect(memberSees).not.toContain(orgWide.body.api_key.id);
+    const byId = await call("GET", `/v1/api-keys/${orgWide.body.api_key.id}`, {
+      token: own.member,
+    });
+    expect(byId.status).toBe(403);
+    expect(byId.text).not.toContain("wide");
+    expect(
+      (await call("GET", `/v1/api-keys/${orgWide.body.api_key.id}`, { token: own.admin })).status,
+    ).toBe(200);
+  });
+
   it("only admins revoke or rotate org-scoped keys", async () => {
     const target = await call("POST", base, { token: org.admin, body: { name: "t", scopes: [] } });
     const id = target.body.api_key.id;

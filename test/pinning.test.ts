@@ -87,13 +87,33 @@ describe("RPC pinned by binding props", () => {
   });
 
   it("bad props fail closed with a thrown error, never an answer", async () => {
-    let thrown: unknown;
+    expect(await thrownBy({ organization_id: 42 }, pinnedKey)).toBeInstanceOf(TypeError);
+  });
+
+  /** What a call through a binding with these props throws (never an answer). */
+  const thrownBy = async (props: Record<string, unknown>, key: string) => {
     try {
-      await pinnedService({ organization_id: 42 }).verify(pinnedKey);
+      return { answered: await pinnedService(props).verify(key) };
     } catch (error) {
-      thrown = error;
+      return error;
     }
-    expect(thrown).toBeInstanceOf(TypeError);
+  };
+
+  it("misspelled or extra props fail every call, naming the member, never verify unpinned", async () => {
+    for (const props of [
+      { organizationId: stranger.org },
+      { org_id: stranger.org },
+      { ORGANIZATION_ID: stranger.org },
+      { organization_id: PINNED_ORG, projectId: pinned.project.id },
+    ]) {
+      const name = Object.keys(props).find((k) => k !== "organization_id") as string;
+      const thrown = await thrownBy(props, strangerKey);
+      expect(thrown, name).toBeInstanceOf(TypeError);
+      expect((thrown as TypeError).message).toContain(name);
+    }
+    const wrongType = await thrownBy({ project_id: [pinned.project.id] }, pinnedKey);
+    expect(wrongType).toBeInstanceOf(TypeError);
+    expect((wrongType as TypeError).message).toContain("project_id");
   });
 
   it("a pinned NOT_FOUND touches neither the usage store nor last_used_at", async () => {

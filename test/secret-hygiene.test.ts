@@ -14,7 +14,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import { appTables, type Json, send } from "./hardening";
-import { newOrg } from "./helpers";
+import { call, newKey, newOrg } from "./helpers";
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -266,4 +266,32 @@ it("no plaintext key or webhook secret is stored, cached or logged anywhere", as
     "select count(*) as n from webhook_deliveries where encrypted_key is not null",
   ).first<{ n: number }>();
   expect(pending?.n).toBeGreaterThan(0); // the failing receiver's delivery still holds its key
+});
+
+it("every response carrying a plaintext key or signing secret says Cache-Control: no-store, its replay too", async () => {
+  const org = await newOrg("no-store");
+  const key = await newKey(org.admin, org.project.id);
+  const secretResponses = [
+    ["POST", "/v1/projects", { name: "another" }],
+    ["POST", "/v1/api-keys", { project_id: org.project.id, name: "k" }],
+    ["POST", `/v1/organizations/${org.org}/api-keys`, { name: "o", scopes: [] }],
+    ["POST", `/api/v1/projects/${org.project.id}/keys`, {}],
+    ["POST", `/v1/api-keys/${key.id}/rotate`, {}],
+    ["GET", `/v1/projects/${org.project.id}/webhook-secret`, undefined],
+    ["POST", `/v1/projects/${org.project.id}/webhook-secret`, undefined],
+  ] as const;
+  for (const [method, path, body] of secretResponses) {
+    const headers = method === "POST" ? { "idempotency-key": `no-store-${path}` } : undefined;
+    const answered = await call(method, path, { token: org.admin, body, headers });
+    expect(answered.status, `${method} ${path}`).toBeLessThan(300);
+    expect(answered.headers.get("cache-control"), `${method} ${path}`).toBe("no-store");
+    if (headers) {
+      const replayed = await call(method, path, { token: org.admin, body, headers });
+      expect(replayed.headers.get("idempotent-replayed"), path).toBe("true");
+      expect(replayed.headers.get("cache-control"), `replayed ${path}`).toBe("no-store");
+    }
+  }
+  // A response without a secret may be kept as before.
+  const read = await call("GET", `/v1/api-keys/${key.id}`, { token: org.admin });
+  expect(read.headers.get("cache-control")).not.toBe("no-store");
 });

@@ -190,6 +190,87 @@ describe("unknown keys are limited per client address", () => {
     expect(elsewhere.body.code).toBe("NOT_FOUND");
   });
 
+  /**
+   * The statuses of sends until a 429 (at most two windows' budgets: a window boundary
+   * mid-test only delays it).
+   */
+  const statusesUntilLimited = async (send: (i: number) => Promise<{ status: number }>) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 2 * LIMIT + 1 && !statuses.includes(429); i++) {
+      statuses.push((await send(i)).status);
+    }
+    return statuses;
+  };
+  const randomAddress = () =>
+    `198.18.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+
+  it("counts random verifier keys (Authorization on verify) against the client's budget", async () => {
+    const org = await newOrg("verifier-miss");
+    const genuine = await newKey(org.admin, org.project.id);
+    const address = randomAddress();
+    const statuses = await statusesUntilLimited(async () =>
+      call("POST", "/v1/keys/verify", {
+        body: { key: genuine.key },
+        token: await unknownKey(),
+        headers: { "cf-connecting-ip": address },
+        env: limited,
+      }),
+    );
+    expect(statuses.at(-1)).toBe(429);
+    expect(new Set(statuses.slice(0, -1))).toEqual(new Set([401]));
+    // The genuine key itself still verifies from there.
+    expect((await verifyFrom(address, { key: genuine.key })).body.code).toBe("VALID");
+  });
+
+  it("counts random bearer keys on management routes against the client's budget", async () => {
+    const org = await newOrg("bearer-miss");
+    const address = randomAddress();
+    const statuses = await statusesUntilLimited(async () =>
+      call("GET", "/v1/projects", {
+        token: await unknownKey(),
+        headers: { "cf-connecting-ip": address },
+        env: limited,
+      }),
+    );
+    expect(statuses.at(-1)).toBe(429);
+    expect(new Set(statuses.slice(0, -1))).toEqual(new Set([401]));
+    // A genuine credential from the same address is not refused.
+    const listed = await call("GET", "/v1/projects", {
+      token: org.admin,
+      headers: { "cf-connecting-ip": address },
+      env: limited,
+    });
+    expect(listed.status).toBe(200);
+  });
+
+  it("counts an IPv6 client by its /64, whatever address of it each request comes from", async () => {
+    const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`;
+    const statuses = await statusesUntilLimited(async (i) =>
+      verifyFrom(`${prefix}:${(i + 1).toString(16)}::${(i * 7 + 3).toString(16)}`, {
+        key: await unknownKey(),
+      }),
+    );
+    expect(statuses.at(-1)).toBe(429);
+    // The neighbouring /64 is another client.
+    const neighbour = await verifyFrom(`${prefix.slice(0, -1)}8::1`, { key: await unknownKey() });
+    expect(neighbour.body.code).toBe("NOT_FOUND");
+  });
+
+  it("trusts no client-set address header; callers without CF-Connecting-IP count apart from the public", async () => {
+    const statuses = await statusesUntilLimited(async (i) =>
+      call("POST", "/v1/keys/verify", {
+        body: { key: await unknownKey() },
+        headers: { "x-real-ip": `203.0.113.${i}`, "x-forwarded-for": `203.0.113.${i}` },
+        env: limited,
+      }),
+    );
+    expect(statuses.at(-1)).toBe(429);
+    // Their bucket is not any address's: the public still gets its answers.
+    expect((await verifyFrom(randomAddress(), { key: await unknownKey() })).body.code).toBe(
+      "NOT_FOUND",
+    );
+  });
+
   it("bounds look-ups of project ids that do not exist, per key", async () => {
     const org = await newOrg("project-miss");
     const orgKey = await call("POST", `/v1/organizations/${org.org}/api-keys`, {

@@ -409,6 +409,41 @@ describe("fairness and leases", () => {
   });
 });
 
+describe("leases on the wall clock", () => {
+  it("never claims again an attempt still in flight from runs whose instants lie ahead of the wall clock", async () => {
+    const { admin, project, url, delivery } = await rotatedKey("ahead-runs");
+    const start = Date.now();
+    await dueAt(delivery.id, start - MINUTE);
+    const sent = gate();
+    let release: (response: Response) => void = () => {};
+    const answer = new Promise<Response>((resolve) => {
+      release = resolve;
+    });
+    const hooks = receivers({
+      [url]: (_sent, attempt) => {
+        if (attempt > 1) return new Response("a second send");
+        sent.open();
+        return answer;
+      },
+    });
+
+    // Runs at t, t + 70 s and t + 140 s, all while the first attempt is still in flight.
+    const first = runCron(start);
+    await sent.opened;
+    await runCron(start + 70 * SECOND);
+    await runCron(start + 140 * SECOND);
+    expect(hooks.to(url)).toHaveLength(1);
+
+    release(new Response("ok"));
+    await first;
+    expect(hooks.to(url)).toHaveLength(1);
+    expect((await deliveries(admin, project.id))[0]).toMatchObject({
+      status: "delivered",
+      attempts: 1,
+    });
+  });
+});
+
 describe("retries", () => {
   it("retries a failing receiver after a backoff, with the same webhook-id, until it succeeds", async () => {
     const { admin, project, url, rotation, delivery } = await rotatedKey("flaky");
@@ -792,13 +827,22 @@ describe("rotation_webhook_url: no private or special addresses, in any spelling
     "https://user:pass@example.com/hook",
     "https://user@example.com/hook",
     "https://example.com:8443/hook",
-    "https://example.com:443/hook",
     "http://example.com/hook",
     "HTTPS://example.com/hook",
     "http://localhost.example.com/hook",
     "http://127.0.0.1.nip.io/hook",
     "ftp://example.com/hook",
     "javascript:alert(1)",
+    // names that only resolve inside, control characters, Teredo (2001::/32)
+    "https://localhost./hook",
+    "https://api.localhost/hook",
+    "https://metadata.google.internal/computeMetadata/v1/",
+    "https://internal./hook",
+    "https://exa\tmple.com/hook",
+    "https://example.com/ho\nok",
+    "https://example.com\u0001/hook",
+    "https://[2001::1]/hook",
+    "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
   ];
   const allowed = [
     "https://example.com/hook",
@@ -832,6 +876,26 @@ describe("rotation_webhook_url: no private or special addresses, in any spelling
       });
       expect(created.status, url).toBe(201);
     }
+  });
+
+  it("accepts an explicit default port as the same URL, and keeps it without the port", async () => {
+    const { admin, project } = await newOrg("url-port");
+    const created = await call("POST", "/v1/api-keys", {
+      token: admin,
+      body: {
+        project_id: project.id,
+        name: "k",
+        rotation_webhook_url: "https://example.com:443/hook",
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.rotation_webhook_url).toBe("https://example.com/hook");
+    const patched = await call("PATCH", `/v1/api-keys/${created.body.id}`, {
+      token: admin,
+      body: { rotation_webhook_url: "https://[2606:4700:4700::1111]:443" },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.rotation_webhook_url).toBe("https://[2606:4700:4700::1111]");
   });
 
   it("states the rule in the OpenAPI document: format uri, a pattern and a description", async () => {

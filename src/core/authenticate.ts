@@ -16,12 +16,21 @@ interface SessionClaims {
 }
 
 /**
+ * Called when a credential is a well-formed key that does not exist (NOT_FOUND): each such
+ * look-up costs a KV and a D1 read, so the door counts it against its client and may throw.
+ */
+export type OnUnknownKey = () => Promise<void>;
+
+const noMissCount: OnUnknownKey = async () => {};
+
+/**
  * Who holds this bearer token: a Keygate API key (verified by the same pipeline as any key)
  * or a Clerk session JWT (verified networkless against CLERK_JWT_KEY).
  */
 export async function authenticate(
   core: Core,
   authorization: string | undefined,
+  onUnknownKey: OnUnknownKey = noMissCount,
 ): Promise<Principal> {
   const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization ?? "");
   if (!match)
@@ -29,7 +38,9 @@ export async function authenticate(
       "Send an API key or a Clerk session token as `Authorization: Bearer <token>`.",
     );
   const token = match[1] as string;
-  return looksLikeKey(token) ? authenticateKey(core, token) : authenticateSession(core, token);
+  return looksLikeKey(token)
+    ? authenticateKey(core, token, onUnknownKey)
+    : authenticateSession(core, token);
 }
 
 /**
@@ -39,7 +50,11 @@ export async function authenticate(
  * organization. Anything else in the header (a bad or dead key, a key without the scope, a
  * bad session) is a 401: a caller who meant to pin never gets unpinned answers.
  */
-export async function authenticateVerifier(core: Core, authorization: string): Promise<VerifyPin> {
+export async function authenticateVerifier(
+  core: Core,
+  authorization: string,
+  onUnknownKey: OnUnknownKey = noMissCount,
+): Promise<VerifyPin> {
   const token = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
   if (!token) {
     throw unauthorized("A verifier credential is a Keygate API key with the keys:verify scope.");
@@ -54,6 +69,7 @@ export async function authenticateVerifier(core: Core, authorization: string): P
     }
   }
   const { result, record } = await verifyKey(core, token, {}, { spend: false });
+  if (result.code === "NOT_FOUND") await onUnknownKey();
   if (!result.valid || !record) {
     throw unauthorized(`The verifier key is not valid (${result.code}).`);
   }
@@ -63,9 +79,14 @@ export async function authenticateVerifier(core: Core, authorization: string): P
   return { organizationId: record.organizationId, projectId: record.projectId ?? undefined };
 }
 
-async function authenticateKey(core: Core, token: string): Promise<Principal> {
+async function authenticateKey(
+  core: Core,
+  token: string,
+  onUnknownKey: OnUnknownKey,
+): Promise<Principal> {
   // A management credential is checked, not metered: its limits and credits are untouched.
   const { result, record } = await verifyKey(core, token, {}, { spend: false });
+  if (result.code === "NOT_FOUND") await onUnknownKey();
   if (!result.valid || !record) {
     throw unauthorized(`The API key is not valid (${result.code}).`);
   }

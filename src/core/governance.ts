@@ -44,6 +44,17 @@ export function jsonDepth(value: unknown, limit = META_MAX_DEPTH): number {
   return 1 + deepest;
 }
 
+/**
+ * Whether a JSON value has a `__proto__` member at any level (at most `limit` levels looked
+ * at, as deep as meta may go). JSON.parse keeps one as data, but the next copy made with
+ * assignment (Object.assign, a rebuilt record) would take it as the object's prototype.
+ */
+export function hasProtoMember(value: unknown, limit = META_MAX_DEPTH): boolean {
+  if (value === null || typeof value !== "object" || limit <= 0) return false;
+  if (!Array.isArray(value) && Object.hasOwn(value, "__proto__")) return true;
+  return Object.values(value).some((item) => hasProtoMember(item, limit - 1));
+}
+
 export const utf8Length = (text: string) => new TextEncoder().encode(text).length;
 
 /**
@@ -57,6 +68,11 @@ export interface GovernanceInput {
   ipAllowlist?: string[] | null | undefined;
   ratelimits?: RateLimitRule[] | null | undefined;
   credits?: CreditsSetting | null | undefined;
+  /**
+   * The refill rule alone, on a key that has credits: its live balance is kept (the usage
+   * object takes a new rule under the same credits version). Ignored when `credits` is set.
+   */
+  creditsRefill?: RefillRule | null | undefined;
 }
 
 /** The api_keys columns a governance input sets; `now` versions the credits. */
@@ -80,6 +96,8 @@ export function governanceColumns(input: GovernanceInput, now: number) {
     columns.creditsRemaining = input.credits?.remaining ?? null;
     columns.creditsRefill = input.credits?.refill ?? null;
     columns.creditsVersion = input.credits === null ? null : now;
+  } else if (input.creditsRefill !== undefined) {
+    columns.creditsRefill = input.creditsRefill;
   }
   return columns;
 }
@@ -96,6 +114,7 @@ export function governanceAudit(input: GovernanceInput): Record<string, unknown>
       null;
   }
   if (input.credits !== undefined) audit.credits = input.credits;
+  else if (input.creditsRefill !== undefined) audit.credits = { refill: input.creditsRefill };
   // meta may hold the customer's data: the log says it changed, not what it says.
   if (input.meta !== undefined) audit.meta = input.meta === null ? null : "changed";
   return audit;

@@ -6,8 +6,10 @@ import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
 import { idempotencyKeys } from "../db/schema";
 import type { Core } from "./context";
 import { fromBase64, seal, toBase64, unseal } from "./crypto";
+import { conflict, forbidden } from "./errors";
 import { hashKey } from "./key-material";
-import type { Principal } from "./principal";
+import { findKey } from "./keys/find";
+import { hasScope, isAdmin, type Principal } from "./principal";
 
 /** How long a first response is kept and replayed. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -26,6 +28,52 @@ export interface StoredResponse {
   status: number;
   headers: Record<string, string>;
   body: string;
+  /** The key whose plaintext the body carries (a create or a rotation), if any. */
+  issuedKeyId?: string | undefined;
+  /** What the caller could do when the first request ran: a replay needs it still. */
+  authority?: Authority | undefined;
+}
+
+/** A caller's rights as a replay compares them: admin, and an API key's scopes. */
+export interface Authority {
+  admin: boolean;
+  scopes: string[] | null;
+}
+
+export const authorityOf = (principal: Principal): Authority => ({
+  admin: isAdmin(principal),
+  scopes: principal.type === "api_key" ? principal.scopes : null,
+});
+
+/**
+ * Whether the caller may have the first response again now. Its authorization is checked
+ * anew (a user demoted since, a key whose scopes were narrowed, is refused), and a key's
+ * plaintext is never sent again once that key is revoked or replaced.
+ */
+export async function requireReplayable(
+  core: Core,
+  principal: Principal,
+  stored: StoredResponse,
+): Promise<void> {
+  const then = stored.authority;
+  if (then?.admin && !isAdmin(principal)) {
+    throw forbidden(
+      "The first request under this Idempotency-Key needed admin rights the caller no longer has.",
+    );
+  }
+  const scopes = principal.type === "api_key" ? principal.scopes : [];
+  if (then?.scopes && !then.scopes.every((scope) => hasScope(scopes, scope))) {
+    throw forbidden(
+      "The first request under this Idempotency-Key needed scopes the caller no longer has.",
+    );
+  }
+  if (stored.issuedKeyId === undefined) return;
+  const key = await findKey(core, principal, stored.issuedKeyId);
+  if (key.revokedAt !== null || key.replacedByKeyId !== null) {
+    throw conflict(
+      "The key made by the first request under this Idempotency-Key has since been revoked or replaced: its plaintext is not sent again. Use a new Idempotency-Key.",
+    );
+  }
 }
 
 export interface IdempotencyScope {

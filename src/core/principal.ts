@@ -73,6 +73,9 @@ export const reachesProject = (principal: Principal, projectId: string | null) =
 export const reachesOrganization = (principal: Principal) =>
   principal.type !== "api_key" || principal.projectId === null;
 
+/** A Clerk user without the admin role: reads projects and their keys, never org-scoped keys. */
+export const isMember = (principal: Principal) => principal.type === "user" && !principal.isAdmin;
+
 export function actorId(principal: Principal): string {
   switch (principal.type) {
     case "user":

@@ -35,9 +35,10 @@ export interface CreditsSpec {
   refill: RefillSpec | null;
   /**
    * When D1 last set the credits, ms. Newer than the version the object holds: the object
-   * adopts `remaining` and `refill`, and counts refills from this instant. Equal or older (a
-   * cached copy, a rotation successor that copied it): the object's own `remaining` counts,
-   * with the `refill` of the newest version it has seen.
+   * adopts `remaining` and `refill`, and counts refills from this instant. Equal (a cached
+   * copy, a rotation successor that copied it, a change of the refill alone): the object's own
+   * `remaining` counts, with this `refill` (a refill changed alone keeps the balance). Older:
+   * the object's own `remaining` and `refill`.
    */
   version: number;
 }

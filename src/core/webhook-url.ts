@@ -3,24 +3,28 @@
 // so every spelling of an address (decimal, hex or octal IPv4, compressed, expanded or mapped
 // IPv6, percent-encoded, trailing dot) is judged by the address it really is.
 
+import ipaddr from "ipaddr.js";
+
 /** The hosts that may take plain http:// (and any port), for local development. */
 export const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"] as const;
 
 /** The rule in one sentence, for error messages and the OpenAPI document. */
 export const WEBHOOK_URL_RULE =
-  "an https:// URL on the default port, without user info, whose host is a name or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1]";
+  "an https:// URL on the default port (443 written or not), without user info or control characters, whose host is a public name (not localhost. or *.localhost, nor *.internal) or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved, Teredo or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1]";
 
 /**
  * The shape of an allowed URL as a JSON Schema pattern (also enforced): lowercase scheme, no
- * user info, no port except on a loopback host. What a pattern cannot say (which addresses)
+ * user info, no port except on a loopback host (or https's own 443). What a pattern cannot say (which addresses)
  * is checked on the parsed host and stated in WEBHOOK_URL_RULE.
  */
 export const WEBHOOK_URL_PATTERN =
-  "^(https://[^/?#@:\\[\\]\\s]+|https://\\[[0-9a-fA-F:.]+\\]|https?://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{1,5})?)([/?#]\\S*)?$";
+  "^(https://([^/?#@:\\[\\]\\s]+|\\[[0-9a-fA-F:.]+\\])(:443)?|https?://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{1,5})?)([/?#]\\S*)?$";
 const SHAPE = new RegExp(WEBHOOK_URL_PATTERN);
 
 /** Why `value` may not be a webhook URL, or null when it may. */
 export function webhookUrlProblem(value: string): string | null {
+  // The parser drops tabs and newlines anywhere, and trims other controls: judged as written.
+  if (/\p{Cc}/u.test(value)) return "must not contain control characters";
   let url: URL;
   try {
     url = new URL(value);
@@ -39,7 +43,7 @@ export function webhookUrlProblem(value: string): string | null {
   if (!loopback && url.port !== "") {
     return "must not name a port (443 is used); other ports only on localhost";
   }
-  if (!loopback && isRefusedAddress(url.hostname)) {
+  if (!loopback && isRefusedHost(url.hostname)) {
     return "must not be a private, loopback, link-local, unique-local, unspecified, reserved or mapped address";
   }
   if (!SHAPE.test(value)) {
@@ -55,97 +59,76 @@ function writtenHost(value: string): string {
   return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : (host.split(":")[0] ?? "");
 }
 
+/** An allowed URL as stored: an explicit default port (`https://host:443/`) is dropped. */
+export const normaliseWebhookUrl = (value: string) =>
+  value.replace(/^(https:\/\/[^/?#]*?):443(?=[/?#]|$)/, "$1");
+
 export const isAllowedWebhookUrl = (value: string) => webhookUrlProblem(value) === null;
 
-/** The parser leaves an IPv4 host as four decimal numbers, an IPv6 host in brackets. */
-function isRefusedAddress(hostname: string): boolean {
+/** Blocks that are not the public internet (RFC 6890 and friends), parsed once. */
+const REFUSED_BLOCKS = [
+  "0.0.0.0/8", // "this network", unspecified
+  "10.0.0.0/8", // private
+  "100.64.0.0/10", // shared address space (carrier-grade NAT)
+  "127.0.0.0/8", // loopback (only the literal 127.0.0.1 is allowed, as loopback)
+  "169.254.0.0/16", // link-local (cloud metadata services live here)
+  "172.16.0.0/12", // private
+  "192.0.0.0/24", // IETF protocol assignments
+  "192.0.2.0/24", // documentation
+  "192.88.99.0/24", // 6to4 relay anycast
+  "192.168.0.0/16", // private
+  "198.18.0.0/15", // benchmarking
+  "198.51.100.0/24", // documentation
+  "203.0.113.0/24", // documentation
+  "224.0.0.0/4", // multicast
+  "240.0.0.0/4", // reserved, and the broadcast address
+  // ::/96 (unspecified, loopback other than the literal [::1], IPv4-compatible) and
+  // ::ffff:0:0/96 (IPv4-mapped): never a webhook target, whatever IPv4 address they carry.
+  "::/96",
+  "::ffff:0:0/96",
+  "::ffff:0:0:0/96", // SIIT
+  "64:ff9b::/32", // NAT64 (64:ff9b::/96 and 64:ff9b:1::/48)
+  "100::/64", // discard-only
+  "2001::/32", // Teredo: the address carries an IPv4 server and client
+  "2001:db8::/32", // documentation
+  "fc00::/7", // unique-local
+  "fe80::/10", // link-local
+  "fec0::/10", // site-local (deprecated)
+  "ff00::/8", // multicast
+].map((block) => ipaddr.parseCIDR(block));
+
+const SIX_TO_FOUR = ipaddr.parseCIDR("2002::/16");
+
+function isRefusedIp(address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
+  if (address.kind() === "ipv6") {
+    const { parts } = address as ipaddr.IPv6;
+    // 6to4 (2002::/16) carries an IPv4 address: judged by that address.
+    if (address.match(SIX_TO_FOUR)) {
+      const [, high = 0, low = 0] = parts;
+      return isRefusedIp(new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]));
+    }
+  }
+  return REFUSED_BLOCKS.some(
+    ([network, prefix]) => network.kind() === address.kind() && address.match(network, prefix),
+  );
+}
+
+/**
+ * The parser leaves an IPv4 host as four decimal numbers, an IPv6 host in brackets; anything
+ * else is a name. Names that only ever resolve inside (`localhost.`, `*.localhost`,
+ * `*.internal`) are refused like the addresses they stand for.
+ */
+function isRefusedHost(hostname: string): boolean {
   if (hostname.startsWith("[")) {
-    const groups = ipv6Groups(hostname.slice(1, -1));
-    return groups === null || isRefusedIpv6(groups);
+    const inner = hostname.slice(1, -1);
+    return !ipaddr.IPv6.isValid(inner) || isRefusedIp(ipaddr.IPv6.parse(inner));
   }
-  const octets = ipv4Octets(hostname);
-  return octets !== null && isRefusedIpv4(octets);
-}
-
-function ipv4Octets(text: string): number[] | null {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((part) => /^\d{1,3}$/.test(part))) return null;
-  const octets = parts.map(Number);
-  return octets.every((octet) => octet <= 255) ? octets : null;
-}
-
-/** IPv4 blocks that are not the public internet (RFC 6890 and friends): network, prefix. */
-const IPV4_BLOCKS: [string, number][] = [
-  ["0.0.0.0", 8], // "this network", unspecified
-  ["10.0.0.0", 8], // private
-  ["100.64.0.0", 10], // shared address space (carrier-grade NAT)
-  ["127.0.0.0", 8], // loopback (only the literal 127.0.0.1 is allowed, as loopback)
-  ["169.254.0.0", 16], // link-local (cloud metadata services live here)
-  ["172.16.0.0", 12], // private
-  ["192.0.0.0", 24], // IETF protocol assignments
-  ["192.0.2.0", 24], // documentation
-  ["192.88.99.0", 24], // 6to4 relay anycast
-  ["192.168.0.0", 16], // private
-  ["198.18.0.0", 15], // benchmarking
-  ["198.51.100.0", 24], // documentation
-  ["203.0.113.0", 24], // documentation
-  ["224.0.0.0", 4], // multicast
-  ["240.0.0.0", 4], // reserved, and the broadcast address
-];
-
-const toUint32 = (octets: number[]) =>
-  (((octets[0] ?? 0) << 24) |
-    ((octets[1] ?? 0) << 16) |
-    ((octets[2] ?? 0) << 8) |
-    (octets[3] ?? 0)) >>>
-  0;
-
-function isRefusedIpv4(octets: number[]): boolean {
-  const address = toUint32(octets);
-  return IPV4_BLOCKS.some(([network, prefix]) => {
-    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    return (address & mask) >>> 0 === toUint32(ipv4Octets(network) as number[]);
-  });
-}
-
-/** Eight 16-bit groups, or null if `text` is not IPv6 (the parser has already vetted it). */
-function ipv6Groups(text: string): number[] | null {
-  let body = text.toLowerCase();
-  // An embedded dotted IPv4 tail becomes two groups (the parser writes hex, but be liberal).
-  const tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(body);
-  if (tail) {
-    const octets = ipv4Octets(tail[1] as string);
-    if (!octets) return null;
-    const [a = 0, b = 0, c = 0, d = 0] = octets;
-    body = `${body.slice(0, -(tail[1] as string).length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  if (ipaddr.IPv4.isValidFourPartDecimal(hostname)) {
+    return isRefusedIp(ipaddr.IPv4.parse(hostname));
   }
-  const halves = body.split("::");
-  if (halves.length > 2) return null;
-  const parse = (part: string) => (part === "" ? [] : part.split(":"));
-  const head = parse(halves[0] as string);
-  const rest = halves.length === 2 ? parse(halves[1] as string) : [];
-  const missing = 8 - head.length - rest.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
-  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...rest];
-  if (!all.every((group) => /^[0-9a-f]{1,4}$/.test(group))) return null;
-  return all.map((group) => Number.parseInt(group, 16));
+  const name = hostname.replace(/\.$/, "");
+  return INTERNAL_NAMES.some((suffix) => name === suffix || name.endsWith(`.${suffix}`));
 }
 
-function isRefusedIpv6(groups: number[]): boolean {
-  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0] = groups;
-  if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0) {
-    // ::/96 (unspecified, loopback other than the literal [::1], IPv4-compatible) and
-    // ::ffff:0:0/96 (IPv4-mapped): never a webhook target, whatever IPv4 address they carry.
-    if (g5 === 0 || g5 === 0xffff) return true;
-  }
-  if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0xffff && g5 === 0) return true; // ::ffff:0:a.b.c.d (SIIT)
-  if (g0 === 0x64 && g1 === 0xff9b) return true; // NAT64 (64:ff9b::/96 and 64:ff9b:1::/48)
-  if (g0 === 0x100 && g1 === 0 && g2 === 0 && g3 === 0) return true; // discard-only 100::/64
-  if (g0 === 0x2001 && g1 === 0xdb8) return true; // documentation
-  if (g0 === 0x2002) return isRefusedIpv4([g1 >> 8, g1 & 0xff, g2 >> 8, g2 & 0xff]); // 6to4
-  if ((g0 & 0xfe00) === 0xfc00) return true; // unique-local fc00::/7
-  if ((g0 & 0xffc0) === 0xfe80) return true; // link-local fe80::/10
-  if ((g0 & 0xffc0) === 0xfec0) return true; // site-local (deprecated) fec0::/10
-  if ((g0 & 0xff00) === 0xff00) return true; // multicast
-  return false;
-}
+/** Special-use names (RFC 6761 localhost, ICANN's private-use .internal). */
+const INTERNAL_NAMES = ["localhost", "internal"];

@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNotNull, lte, ne } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, isNull, lte, ne, or } from "drizzle-orm";
 import { fairBatch } from "../db/fair";
 import {
   type ApiKeyRow,
@@ -127,7 +127,14 @@ export async function retryDelivery(
     actor,
     core.db
       .update(webhookDeliveries)
-      .set({ status: "pending", attempts: 0, nextAttemptAt: now, updatedAt: now })
+      // Asked for now: claimable at once, even while an earlier attempt is in flight.
+      .set({
+        status: "pending",
+        attempts: 0,
+        nextAttemptAt: now,
+        leasedUntil: null,
+        updatedAt: now,
+      })
       .where(
         and(
           eq(webhookDeliveries.organizationId, delivery.organizationId),
@@ -149,6 +156,10 @@ export async function retryDelivery(
   return row;
 }
 
+/** No attempt in flight, judged on the wall clock (a run's instant may lie ahead of it). */
+const notLeased = () =>
+  or(isNull(webhookDeliveries.leasedUntil), lte(webhookDeliveries.leasedUntil, Date.now()));
+
 export const backoffMs = (attempts: number) => BACKOFF_BASE_MS * 2 ** (attempts - 1);
 
 /**
@@ -162,6 +173,7 @@ export async function deliverDue(core: Core): Promise<{ attempted: number; deliv
   const isDue = and(
     eq(webhookDeliveries.status, "pending"),
     lte(webhookDeliveries.nextAttemptAt, now),
+    notLeased(),
   );
   const columns = {
     id: webhookDeliveries.id,
@@ -193,19 +205,26 @@ async function deliverOne(
   now: number,
 ): Promise<boolean | null> {
   const attempt = row.attempts + 1;
-  // The lease runs from the wall clock, not the run's instant: a late run (its scheduledTime
-  // long past) would otherwise lease a row into the past, and the next run would claim it
-  // again while this attempt is still in flight.
-  const leaseUntil = Math.max(now, Date.now()) + LEASE_MS;
+  // The lease is real time at both ends (taken here, judged by notLeased): a late run would
+  // otherwise lease a row into the past, and a run whose instant lies ahead of the wall clock
+  // would see a lease still running as over, and send the attempt again.
+  const leaseUntil = Date.now() + LEASE_MS;
   const claimed = await core.db
     .update(webhookDeliveries)
-    .set({ attempts: attempt, nextAttemptAt: leaseUntil, lastAttemptAt: now, updatedAt: now })
+    .set({
+      attempts: attempt,
+      nextAttemptAt: Math.max(now, Date.now()) + LEASE_MS,
+      leasedUntil: leaseUntil,
+      lastAttemptAt: now,
+      updatedAt: now,
+    })
     .where(
       and(
         eq(webhookDeliveries.organizationId, row.organizationId),
         eq(webhookDeliveries.id, row.id),
         eq(webhookDeliveries.status, "pending"),
         eq(webhookDeliveries.attempts, row.attempts),
+        notLeased(),
       ),
     )
     .returning({ id: webhookDeliveries.id });
@@ -231,6 +250,7 @@ async function deliverOne(
       lastStatusCode: statusCode,
       lastError: error?.slice(0, 500) ?? null,
       nextAttemptAt: delivered || givenUp ? null : now + backoffMs(attempt),
+      leasedUntil: null,
       deliveredAt: delivered ? now : null,
       // The key is erased as soon as it is no longer needed (and otherwise left untouched:
       // never sent back to D1 as a parameter).

@@ -24,8 +24,11 @@ const windowLabel = (ms: number) => {
 
 const number = (text: string) => (text.trim() === "" ? Number.NaN : Number(text.trim()));
 
-/** What the form shows for a key: its limits (and one blank row), its credits. */
-export function accessValues(key: ApiKeyRow): FormValues {
+/**
+ * What the form shows for a key: its limits (and one blank row), its credits with the live
+ * balance (`remaining`, from the usage store; the row holds the balance last set).
+ */
+export function accessValues(key: ApiKeyRow, remaining: number | null = null): FormValues {
   const values: FormValues = { enabled: key.enabled ? "on" : "" };
   (key.ratelimits ?? []).forEach((limit, i) => {
     values[`rl_name_${i}`] = limit.name;
@@ -33,7 +36,10 @@ export function accessValues(key: ApiKeyRow): FormValues {
     values[`rl_window_${i}`] = String(limit.durationMs / 1000);
   });
   if (key.creditsRemaining !== null) {
-    values.credits_remaining = String(key.creditsRemaining);
+    values.credits_remaining = String(remaining ?? key.creditsRemaining);
+    // What was shown: a balance sent back unedited is not set again (it would give back what
+    // was spent since the page was rendered).
+    values.credits_remaining_shown = values.credits_remaining;
     values.refill_interval = key.creditsRefill?.interval ?? "";
     values.refill_amount = key.creditsRefill ? String(key.creditsRefill.amount) : "";
     values.refill_day = key.creditsRefill?.day ? String(key.creditsRefill.day) : "";
@@ -85,6 +91,13 @@ export function readAccess(form: FormReader): GovernanceInput {
             },
     });
     if (parsed.success) credits = parsed.data;
+    if (parsed.success && remaining === form.text("credits_remaining_shown")) {
+      return {
+        enabled: form.values.enabled === "on",
+        ratelimits: limits.success ? limits.data : undefined,
+        creditsRefill: parsed.data.refill,
+      };
+    }
     for (const issue of parsed.error?.issues ?? []) {
       const [first, second] = issue.path.map(String);
       const field =
@@ -121,6 +134,12 @@ export function changedAccess(key: ApiKeyRow, input: GovernanceInput): Governanc
       : { remaining: key.creditsRemaining, refill: key.creditsRefill ?? null };
   if (input.credits !== undefined && JSON.stringify(input.credits) !== JSON.stringify(current)) {
     changes.credits = input.credits;
+  }
+  if (
+    input.creditsRefill !== undefined &&
+    JSON.stringify(input.creditsRefill) !== JSON.stringify(key.creditsRefill ?? null)
+  ) {
+    changes.creditsRefill = input.creditsRefill;
   }
   return changes;
 }
@@ -247,6 +266,11 @@ export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: Fie
               inputmode="numeric"
               {...described("credits_remaining", errors, true)}
               value={values.credits_remaining ?? ""}
+            />
+            <input
+              type="hidden"
+              name="credits_remaining_shown"
+              value={values.credits_remaining_shown ?? ""}
             />
           </Field>
           <Field id="refill_interval" label="Refill" errors={errors}>

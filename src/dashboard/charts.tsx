@@ -23,7 +23,7 @@ export const RANGES = {
 export type RangeName = keyof typeof RANGES;
 
 export const rangeOf = (value: string | undefined): RangeName =>
-  value && value in RANGES ? (value as RangeName) : "24h";
+  value !== undefined && Object.hasOwn(RANGES, value) ? (value as RangeName) : "24h";
 
 /** The analytics query of a range ending now. */
 export const rangeQuery = (range: RangeName, now: number) => ({

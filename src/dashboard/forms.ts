@@ -2,7 +2,7 @@
 // message next to the field they name.
 import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { isDomainError } from "../core/errors";
+import { invalid, isDomainError } from "../core/errors";
 import { NameSchema, RotationIntervalSchema, ScopesSchema, WebhookUrlSchema } from "../http/fields";
 import type { FieldErrors } from "./layout";
 
@@ -12,8 +12,15 @@ export type FormValues = Record<string, string>;
 export async function readForm(c: Context): Promise<FormValues> {
   const type = c.req.header("content-type") ?? "";
   if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return {};
-  const data = await c.req.formData();
-  const values: FormValues = {};
+  let data: FormData;
+  try {
+    data = await c.req.formData();
+  } catch {
+    // A body its content type does not describe (a broken multipart boundary): the client's fault.
+    throw invalid("form", "The form could not be read; submit it again.", null);
+  }
+  // No prototype: a field named `__proto__` or `constructor` is a field like any other.
+  const values: FormValues = Object.create(null);
   for (const [key, value] of data.entries()) {
     if (typeof value === "string") values[key] = value;
   }

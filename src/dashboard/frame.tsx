@@ -130,7 +130,8 @@ const NOTICES: Record<string, string> = {
 };
 
 export function flash(c: C) {
-  const message = NOTICES[c.req.query("notice") ?? ""];
+  const notice = c.req.query("notice") ?? "";
+  const message = Object.hasOwn(NOTICES, notice) ? NOTICES[notice] : undefined;
   return message ? <Notice>{message}</Notice> : null;
 }
 

@@ -146,6 +146,8 @@ export const webhookDeliveries = sqliteTable(
     attempts: integer("attempts").notNull(),
     nextAttemptAt: integer("next_attempt_at"),
     lastAttemptAt: integer("last_attempt_at"),
+    // While an attempt is in flight: until when (real time, ms) no other run may claim it.
+    leasedUntil: integer("leased_until"),
     lastStatusCode: integer("last_status_code"),
     lastError: text("last_error"),
     createdAt: integer("created_at").notNull(),

@@ -226,7 +226,26 @@ export class KeyUsage extends DurableObject<Env> {
         row.refilled_through,
       );
     }
-    const refill = refillOf(row);
+    let refill = refillOf(row);
+    if (spec.version === row.version && !sameRefill(refill, spec.refill)) {
+      // The refill was changed alone: refills due under the old rule are applied first, and
+      // the new rule counts from now. The balance is kept.
+      if (refill && refillDue(row.refilled_through, now, refill)) row.remaining = refill.amount;
+      refill = spec.refill;
+      row.refill_interval = refill?.interval ?? null;
+      row.refill_amount = refill?.amount ?? null;
+      row.refill_day = refill?.day ?? null;
+      row.refilled_through = Math.max(row.refilled_through, now);
+      this.sql.exec(
+        `UPDATE credits SET remaining = ?, refill_interval = ?, refill_amount = ?, refill_day = ?,
+           refilled_through = ? WHERE id = 1`,
+        row.remaining,
+        row.refill_interval,
+        row.refill_amount,
+        row.refill_day,
+        row.refilled_through,
+      );
+    }
     // Written only when a refill applies: until then no refill instant lies in (through, now],
     // so leaving `refilled_through` behind loses nothing and spares a write per call.
     if (refill && refillDue(row.refilled_through, now, refill)) {
@@ -266,6 +285,11 @@ export class KeyUsage extends DurableObject<Env> {
     );
   }
 }
+
+const sameRefill = (a: RefillSpec | null, b: RefillSpec | null) =>
+  a === null || b === null
+    ? a === b
+    : a.interval === b.interval && a.amount === b.amount && (a.day ?? null) === (b.day ?? null);
 
 function refillOf(row: CreditsRow): RefillSpec | null {
   if (row.refill_interval !== "daily" && row.refill_interval !== "monthly") return null;

@@ -1,7 +1,12 @@
 // Shared field schemas (SPEC "Input limits"): one check per field, so a bad value gets one
 // `errors[]` entry with one message.
 import { z } from "@hono/zod-openapi";
-import { WEBHOOK_URL_PATTERN, WEBHOOK_URL_RULE, webhookUrlProblem } from "../core/webhook-url";
+import {
+  normaliseWebhookUrl,
+  WEBHOOK_URL_PATTERN,
+  WEBHOOK_URL_RULE,
+  webhookUrlProblem,
+} from "../core/webhook-url";
 
 export { IdSchema, ScopeSchema, ScopesSchema } from "../core/fields";
 
@@ -123,6 +128,8 @@ export const WebhookUrlSchema = z
     const problem = webhookUrlProblem(value);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   })
+  // `https://host:443/…` is `https://host/…`: kept in the one spelling.
+  .transform(normaliseWebhookUrl)
   .openapi({
     format: "uri",
     pattern: WEBHOOK_URL_PATTERN,

@@ -4,6 +4,7 @@ import { z } from "@hono/zod-openapi";
 import {
   type CreditsSetting,
   type GovernanceInput,
+  hasProtoMember,
   jsonDepth,
   type KeyMeta,
   MAX_CREDITS,
@@ -22,8 +23,8 @@ export const EnabledSchema = z
 const isJsonObject = (value: unknown): value is KeyMeta =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
-// Checked, not rebuilt: the value is kept exactly as parsed (a rebuilt record would turn a
-// `__proto__` member into a prototype, and lose it).
+// Checked, not rebuilt: the value is kept exactly as parsed. A `__proto__` member is refused:
+// any later copy by assignment would make it the object's prototype.
 export const MetaSchema = z
   .unknown()
   .superRefine((meta, ctx) => {
@@ -31,6 +32,8 @@ export const MetaSchema = z
       ctx.addIssue({ code: "custom", message: "must be a JSON object" });
     } else if (jsonDepth(meta, META_MAX_DEPTH + 1) > META_MAX_DEPTH) {
       ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_DEPTH} levels deep` });
+    } else if (hasProtoMember(meta, META_MAX_DEPTH + 1)) {
+      ctx.addIssue({ code: "custom", message: "must not have a __proto__ member" });
     } else if (utf8Length(JSON.stringify(meta)) > META_MAX_BYTES) {
       ctx.addIssue({ code: "custom", message: `must be at most ${META_MAX_BYTES} bytes as JSON` });
     }
@@ -196,6 +199,30 @@ export const CreditsSchema = z
   .transform((c): CreditsSetting => ({ remaining: c.remaining, refill: c.refill ?? null }))
   .openapi({ description: "`null`: unlimited. Each verification spends its `cost`." });
 
+/**
+ * PATCH's credits: as on create, or `{ refill }` alone, which changes the refill rule and
+ * keeps the live balance (a balance read earlier and sent back would undo what was spent).
+ */
+export const CreditsChangeSchema = z
+  .strictObject({
+    remaining: z.number().int().min(0).max(MAX_CREDITS).optional(),
+    refill: RefillWireSchema.nullable().optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.remaining === undefined && c.refill === undefined) {
+      ctx.addIssue({ code: "custom", message: "needs remaining, refill or both" });
+    }
+  })
+  .transform((c): CreditsSetting | { refill: RefillRule | null } =>
+    c.remaining === undefined
+      ? { refill: c.refill ?? null }
+      : { remaining: c.remaining, refill: c.refill ?? null },
+  )
+  .openapi({
+    description:
+      "`null`: unlimited. `remaining` sets the live balance; `refill` alone changes the refill rule and keeps the live balance.",
+  });
+
 /** The governance members of every create body and of PATCH: optional, `null` clears. */
 export const governanceBodyFields = {
   enabled: EnabledSchema.optional(),
@@ -206,19 +233,30 @@ export const governanceBodyFields = {
   credits: CreditsSchema.nullable().optional(),
 };
 
+/** PATCH's governance members: `credits` may also change the refill alone. */
+export const governancePatchFields = {
+  ...governanceBodyFields,
+  credits: CreditsChangeSchema.nullable().optional(),
+};
+
 type GovernanceBody = {
-  [K in keyof typeof governanceBodyFields]?: z.output<(typeof governanceBodyFields)[K]>;
+  [K in keyof typeof governancePatchFields]?: z.output<(typeof governancePatchFields)[K]>;
 };
 
 /** A parsed body's governance members as the core's input. */
-export const toGovernanceInput = (body: GovernanceBody): GovernanceInput => ({
-  enabled: body.enabled,
-  meta: body.meta,
-  externalId: body.external_id,
-  ipAllowlist: body.ip_allowlist,
-  ratelimits: body.ratelimits,
-  credits: body.credits,
-});
+export const toGovernanceInput = (body: GovernanceBody): GovernanceInput => {
+  const credits = body.credits;
+  const refillAlone = credits !== undefined && credits !== null && !("remaining" in credits);
+  return {
+    enabled: body.enabled,
+    meta: body.meta,
+    externalId: body.external_id,
+    ipAllowlist: body.ip_allowlist,
+    ratelimits: body.ratelimits,
+    credits: refillAlone ? undefined : (credits as CreditsSetting | null | undefined),
+    creditsRefill: refillAlone ? credits.refill : undefined,
+  };
+};
 
 // ---------- on the key object ----------
 

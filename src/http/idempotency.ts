@@ -5,11 +5,13 @@ import { type RouteConfig, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { loggable } from "../core/errors";
 import {
+  authorityOf,
   type Claim,
   claimIdempotencyKey,
   completeIdempotencyKey,
   IDEMPOTENCY_KEY_PATTERN,
   releaseIdempotencyKey,
+  requireReplayable,
   type StoredResponse,
 } from "../core/idempotency";
 import { ProblemSchema } from "./openapi";
@@ -21,7 +23,14 @@ export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 export const REPLAYED_HEADER = "Idempotent-Replayed";
 
 /** Headers of the first response that a replay carries again. */
-const KEPT_HEADERS = ["content-type", "location", "link", "www-authenticate", "retry-after"];
+const KEPT_HEADERS = [
+  "content-type",
+  "location",
+  "link",
+  "www-authenticate",
+  "retry-after",
+  "cache-control",
+];
 
 /** For a route's `request.headers`: the header as the OpenAPI document shows it. */
 export const IdempotencyHeadersSchema = z.object({
@@ -94,7 +103,10 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
     path: new URL(c.req.url).pathname,
     body: await c.req.text(),
   });
-  if (taken.kind === "replay") return respond(taken.response, key, true);
+  if (taken.kind === "replay") {
+    await requireReplayable(core, c.var.principal, taken.response);
+    return respond(taken.response, key, true);
+  }
   if (taken.kind === "mismatch") {
     throw new Problem(
       "unprocessable",
@@ -134,7 +146,13 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
     const value = response.headers.get(name);
     if (value !== null) headers[name] = value;
   }
-  const stored: StoredResponse = { status: response.status, headers, body: await response.text() };
+  const stored: StoredResponse = {
+    status: response.status,
+    headers,
+    body: await response.text(),
+    issuedKeyId: c.var.issuedKeyId,
+    authority: authorityOf(c.var.principal),
+  };
   try {
     await completeIdempotencyKey(core, taken, stored);
   } catch (error) {

@@ -35,6 +35,7 @@ import {
   ExternalIdSchema,
   governanceBodyFields,
   governanceKeyFields,
+  governancePatchFields,
   toGovernanceFields,
   toGovernanceInput,
 } from "../http/governance-fields";
@@ -48,7 +49,7 @@ import {
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
-import type { AppEnv } from "../http/router";
+import { type AppEnv, carriesSecret } from "../http/router";
 
 /** Keygate's key object: the union of the seeds' fields. */
 export const ApiKeySchema = z
@@ -188,7 +189,7 @@ const patch = createRoute({
   path: "/v1/api-keys/{keyID}",
   summary: "Update an API key",
   description:
-    "Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance; changing a limit's `limit` or `duration_ms` starts it afresh.",
+    "Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance (`credits: { refill }` alone changes the refill rule and keeps it); changing a limit's `limit` or `duration_ms` starts it afresh.",
   request: {
     params: KeyParams,
     body: jsonBody(
@@ -199,7 +200,7 @@ const patch = createRoute({
         device_name: DeviceNameSchema.nullable().optional(),
         rotation_interval_days: RotationIntervalSchema.nullable().optional(),
         rotation_webhook_url: WebhookUrlSchema.nullable().optional(),
-        ...governanceBodyFields,
+        ...governancePatchFields,
       }),
     ),
   },
@@ -295,6 +296,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
       rotationWebhookUrl: body.rotation_webhook_url,
       governance: toGovernanceInput(body),
     });
+    carriesSecret(c, key.id);
     return c.json({ ...toApiKey(key, c.var.core.now()), key: plaintext }, 201);
   });
 
@@ -342,6 +344,7 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
       c.req.valid("param").keyID,
       body.grace_period_seconds ?? 0,
     );
+    carriesSecret(c, rotation.fresh.id);
     return c.json(toRotation(rotation), 201);
   });
 }

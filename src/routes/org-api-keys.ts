@@ -30,7 +30,7 @@ import {
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
-import type { AppEnv } from "../http/router";
+import { type AppEnv, carriesSecret } from "../http/router";
 
 const OrgApiKeySchema = z
   .object({
@@ -175,6 +175,7 @@ export function registerOrgApiKeys(app: OpenAPIHono<AppEnv>) {
       deviceName: body.device_name,
       governance: toGovernanceInput(body),
     });
+    carriesSecret(c, key.id);
     return c.json(
       { api_key: toOrgApiKey(key, c.var.core.now()), plaintext_api_key: plaintext },
       201,

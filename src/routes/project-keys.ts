@@ -29,7 +29,7 @@ import {
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
-import type { AppEnv } from "../http/router";
+import { type AppEnv, carriesSecret } from "../http/router";
 
 const DEFAULT_NAME = "Untitled key";
 
@@ -202,6 +202,7 @@ export function registerProjectKeys(app: OpenAPIHono<AppEnv>) {
       isAdminManaged: body.is_admin_managed,
       governance: toGovernanceInput(body),
     });
+    carriesSecret(c, key.id);
     return c.json(
       {
         $schema: schemaUrl("CreateAPIKeyOutputBody"),

@@ -29,7 +29,7 @@ import {
   writeErrorResponses,
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
-import type { AppEnv } from "../http/router";
+import { type AppEnv, carriesSecret } from "../http/router";
 
 const ProjectSchema = z
   .object({
@@ -276,6 +276,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
       name: body.name,
       keyPrefix: body.key_prefix,
     });
+    carriesSecret(c);
     return c.json(
       {
         ...toProject(created.project),
@@ -323,11 +324,13 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(getSecret, async (c) => {
     const secrets = await getWebhookSecret(c.var.core, c.var.actor, c.req.valid("param").id);
+    carriesSecret(c);
     return c.json(toSecrets(secrets), 200);
   });
 
   app.openapi(idempotent(rotateSecret), async (c) => {
     const secrets = await rotateWebhookSecret(c.var.core, c.var.actor, c.req.valid("param").id);
+    carriesSecret(c);
     return c.json(toSecrets(secrets), 200);
   });
 

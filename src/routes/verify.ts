@@ -2,8 +2,8 @@
 // verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
-import { tooManyMisses, withinMissBudget } from "../core/rate-limit";
 import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
+import { countMiss } from "../http/auth";
 import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID, InstantSchema } from "../http/fields";
 import { IP_ADDRESS_PATTERN } from "../http/governance-fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
@@ -109,7 +109,7 @@ export function registerVerify(app: OpenAPIHono<AppEnv>) {
     const pin =
       authorization === undefined
         ? undefined
-        : await authenticateVerifier(c.var.core, authorization);
+        : await authenticateVerifier(c.var.core, authorization, countMiss(c));
     const { result } = await verifyAndCount(
       c.var.core,
       body.key,
@@ -123,15 +123,9 @@ export function registerVerify(app: OpenAPIHono<AppEnv>) {
       },
       { pin },
     );
-    // Unknown keys cost a D1 read each: an address sending too many gets 429s for them.
+    // Unknown keys cost a D1 read each: a client sending too many gets 429s for them.
     // Genuine keys are never counted, so they are never limited.
-    const address = c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? "unknown";
-    if (
-      result.code === "NOT_FOUND" &&
-      !(await withinMissBudget(c.env.VERIFY_MISS_RATE_LIMITER, `verify:${address}`))
-    ) {
-      throw tooManyMisses("unknown keys");
-    }
+    if (result.code === "NOT_FOUND") await countMiss(c)();
     return c.json(result, 200);
   });
 }

@@ -31,18 +31,39 @@ function parseOptions(options: unknown) {
   throw new TypeError(`verify: ${field} ${issue?.message ?? "is invalid"}.`);
 }
 
-/** The binding's pin. A malformed one fails every call: never an unpinned answer by mistake. */
+const PROP_NAMES = ["organization_id", "project_id"] as const;
+
+/**
+ * The binding's pin. A malformed one fails every call: never an unpinned answer by mistake.
+ * An unknown member (`organizationId`, `org_id`, `ORGANIZATION_ID`) is a misspelled pin, not
+ * something to ignore, so it fails too, as an unknown RPC option does.
+ */
 function pinOf(props: unknown): VerifyPin {
   if (props === undefined || props === null) return {};
-  const { organization_id, project_id } = props as Record<string, unknown>;
-  for (const [name, value] of Object.entries({ organization_id, project_id })) {
-    if (value !== undefined && (typeof value !== "string" || value === "")) {
-      throw new TypeError(`KeyService binding props: ${name} must be a non-empty string.`);
-    }
+  if (typeof props !== "object" || Array.isArray(props)) {
+    throw new TypeError("KeyService binding props must be an object.");
+  }
+  const record = props as Record<string, unknown>;
+  const unknown = Object.keys(record).filter(
+    (name) => !(PROP_NAMES as readonly string[]).includes(name),
+  );
+  if (unknown.length > 0) {
+    throw new TypeError(
+      `KeyService binding props: unknown ${unknown.join(", ")} (allowed: ${PROP_NAMES.join(", ")}).`,
+    );
+  }
+  const wrong = PROP_NAMES.filter(
+    (name) =>
+      record[name] !== undefined && (typeof record[name] !== "string" || record[name] === ""),
+  );
+  if (wrong.length > 0) {
+    throw new TypeError(
+      `KeyService binding props: ${wrong.join(", ")} must be a non-empty string.`,
+    );
   }
   return {
-    organizationId: organization_id as string | undefined,
-    projectId: project_id as string | undefined,
+    organizationId: record.organization_id as string | undefined,
+    projectId: record.project_id as string | undefined,
   };
 }
 

@@ -1480,7 +1480,7 @@ export interface paths {
                         rotation_interval_days?: number | null;
                         /**
                          * Format: uri
-                         * @description Where rotations of this key are announced: an https:// URL on the default port, without user info, whose host is a name or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1].
+                         * @description Where rotations of this key are announced: an https:// URL on the default port (443 written or not), without user info or control characters, whose host is a public name (not localhost. or *.localhost, nor *.internal) or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved, Teredo or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1].
                          * @example https://example.com/hooks/keygate
                          */
                         rotation_webhook_url?: string | null;
@@ -1849,7 +1849,7 @@ export interface paths {
         head?: never;
         /**
          * Update an API key
-         * @description Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance; changing a limit's `limit` or `duration_ms` starts it afresh.
+         * @description Name, scopes, expiry, device name, rotation settings and the governance fields (`enabled`, `meta`, `external_id`, `ip_allowlist`, `ratelimits`, `credits`). `null` clears a field; `[]` is the same as `null` for `ip_allowlist` and `ratelimits`. `credits` sets the live balance (`credits: { refill }` alone changes the refill rule and keeps it); changing a limit's `limit` or `duration_ms` starts it afresh.
          */
         patch: {
             parameters: {
@@ -1884,7 +1884,7 @@ export interface paths {
                         rotation_interval_days?: number | null;
                         /**
                          * Format: uri
-                         * @description Where rotations of this key are announced: an https:// URL on the default port, without user info, whose host is a name or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1].
+                         * @description Where rotations of this key are announced: an https:// URL on the default port (443 written or not), without user info or control characters, whose host is a public name (not localhost. or *.localhost, nor *.internal) or a public IP address (not private, loopback, link-local, unique-local, unspecified, multicast, reserved, Teredo or IPv4-mapped); http:// and any port only for localhost, 127.0.0.1 and [::1].
                          * @example https://example.com/hooks/keygate
                          */
                         rotation_webhook_url?: string | null;
@@ -1914,10 +1914,9 @@ export interface paths {
                         ip_allowlist?: string[] | null;
                         /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
                         ratelimits?: components["schemas"]["RateLimit"][] | null;
-                        /** @description `null`: unlimited. Each verification spends its `cost`. */
+                        /** @description `null`: unlimited. `remaining` sets the live balance; `refill` alone changes the refill rule and keeps the live balance. */
                         credits?: {
-                            /** @example 1000 */
-                            remaining: number;
+                            remaining?: number;
                             refill?: components["schemas"]["CreditsRefill"];
                         } | null;
                     };

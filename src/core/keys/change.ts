@@ -64,6 +64,15 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
       input.rotationIntervalDays,
     );
   }
+  const refillAlone =
+    input.governance?.credits === undefined && input.governance?.creditsRefill !== undefined;
+  if (refillAlone && key.creditsRemaining === null) {
+    throw invalid(
+      "credits.remaining",
+      "a key without credits needs remaining (the refill alone changes existing credits)",
+      undefined,
+    );
+  }
   const changes: Partial<ApiKeyRow> = {};
   if (input.name !== undefined) changes.name = input.name;
   if (input.scopes !== undefined) changes.scopes = input.scopes;

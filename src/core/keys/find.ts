@@ -1,8 +1,9 @@
 import { and, eq } from "drizzle-orm";
 import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import type { Core } from "../context";
-import { notFound } from "../errors";
+import { forbidden, notFound } from "../errors";
 import {
+  isMember,
   type Principal,
   reachesOrganization,
   reachesProject,
@@ -32,6 +33,10 @@ export async function findKey(
   });
   if (!key || !reachesProject(principal, key.projectId)) throw notFound("API key");
   if (key.projectId === null && !reachesOrganization(principal)) throw notFound("API key");
+  // Org-scoped keys are the admins' (SPEC "Admin-only"): a member neither reads nor manages one.
+  if (key.projectId === null && isMember(principal)) {
+    throw forbidden("Only organization admins can see organization-scoped keys.");
+  }
   if (place.projectId !== undefined && key.projectId !== place.projectId) {
     throw notFound("API key");
   }

@@ -1,8 +1,9 @@
-import { and, eq, isNull, type SQL, sql } from "drizzle-orm";
+import { and, eq, isNotNull, isNull, type SQL, sql } from "drizzle-orm";
 import { apiKeys } from "../../db/schema";
 import type { Core } from "../context";
 import { listPage, type PageRequest } from "../pagination";
 import {
+  isMember,
   type Principal,
   reachesOrganization,
   requireOrganization,
@@ -21,7 +22,8 @@ export interface KeyFilter {
 
 /**
  * Keys of the organization the caller reaches, oldest first. `projectId` narrows to one
- * project, or to the org-scoped keys; a project-scoped API key only ever sees its own project.
+ * project, or to the org-scoped keys; a project-scoped API key only ever sees its own project,
+ * a member (not an admin) never sees an org-scoped key.
  */
 export async function listKeys(
   core: Core,
@@ -32,13 +34,16 @@ export async function listKeys(
   if (filter.organizationId !== undefined) requireOrganization(principal, filter.organizationId);
   requireScope(principal, "keys:read");
   let scope: SQL | undefined;
+  const seesOrgKeys = reachesOrganization(principal) && !isMember(principal);
   if (filter.projectId === null) {
-    scope = reachesOrganization(principal) ? isNull(apiKeys.projectId) : sql`0`;
+    scope = seesOrgKeys ? isNull(apiKeys.projectId) : sql`0`;
   } else if (filter.projectId !== undefined) {
     const project = await findProject(core, principal, filter.projectId);
     scope = eq(apiKeys.projectId, project.id);
   } else if (principal.type === "api_key" && principal.projectId !== null) {
     scope = eq(apiKeys.projectId, principal.projectId);
+  } else if (!seesOrgKeys) {
+    scope = isNotNull(apiKeys.projectId);
   }
   if (filter.externalId !== undefined) {
     scope = and(scope, eq(apiKeys.externalId, filter.externalId));

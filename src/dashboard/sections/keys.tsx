@@ -152,7 +152,7 @@ const keyPage = async (
           <h2>Access</h2>
           <AccessForm
             keyRow={key}
-            values={access?.values ?? accessValues(key)}
+            values={access?.values ?? accessValues(key, remaining)}
             errors={access?.errors ?? {}}
           />
         </div>
