@@ -40,10 +40,8 @@ export const IdentitySchema = z
     external_id: z.string(),
     meta: governanceKeyFields.meta,
     ratelimits: governanceKeyFields.ratelimits,
-    credits: governanceKeyFields.credits.openapi({
-      description:
-        "`GET /v1/identities/{identityID}` shows the exact `remaining`; lists may show one up to 60 s old.",
-    }),
+    // GET shows the exact `remaining`; lists may show one up to 60 s old (as for keys).
+    credits: governanceKeyFields.credits,
     created_at: InstantSchema,
     updated_at: InstantSchema,
   })
