@@ -29,6 +29,8 @@ const badTokens: string[] = [];
 /** Keys the requests act on, apart from the keys used as credentials. */
 const targets: { id: string; key: string }[] = [];
 let deliveryId = "";
+/** Identities the requests act on: two of organization a (one with credits), one of b. */
+const identityIds: string[] = [];
 
 beforeAll(async () => {
   doc = (await call("GET", "/openapi.json")).body;
@@ -72,6 +74,15 @@ beforeAll(async () => {
     token: a.admin,
   });
   deliveryId = deliveries.body.webhook_deliveries[0].id;
+
+  for (const [org, body] of [
+    [a, { external_id: "fuzz-owner", credits: { remaining: 10 } }],
+    [a, { external_id: "fuzz-other" }],
+    [b, { external_id: "fuzz-owner" }],
+  ] as const) {
+    const identity = await call("POST", "/v1/identities", { token: org.admin, body });
+    identityIds.push(identity.body.id);
+  }
 
   goodTokens.push(
     a.admin,
@@ -162,6 +173,14 @@ function meaningful(name: string): fc.Arbitrary<unknown> | undefined {
       return keyIds();
     case "orgID":
       return fc.constantFrom(a.org, b.org, "org_unknown");
+    case "identityID":
+      return fc.constantFrom(...identityIds, crypto.randomUUID());
+    case "external_id":
+      return fc.constantFrom("fuzz-owner", "fuzz-other", "user_1234", "a:b@c.d-e", "bad id", "");
+    case "operation":
+      return fc.constantFrom("set", "increment", "decrement", "multiply");
+    case "value":
+      return fc.oneof(fc.integer({ min: -1, max: 1_000 }), fc.constantFrom(1e12, 1e12 + 1, 0.5));
     case "deliveryId":
       return fc.constantFrom(deliveryId, `msg_${"0".repeat(32)}`);
     case "environment_id":

@@ -386,6 +386,8 @@ describe("the Idempotency-Key header", () => {
       ["/v1/api-keys/{keyID}/rotate", "post"],
       ["/v1/organizations/{orgID}/api-keys", "post"],
       ["/api/v1/projects/{projectId}/keys", "post"],
+      ["/v1/identities", "post"],
+      ["/v1/identities/{identityID}/credits", "post"],
     ];
     for (const [path, method] of operations) {
       const operation = doc.paths[path][method];

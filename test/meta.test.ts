@@ -31,6 +31,14 @@ const EXPECTED_OPERATIONS = [
   "post /api/v1/projects/{projectId}/keys",
   "delete /api/v1/projects/{projectId}/keys/{keyId}",
   "get /api/v1/schemas/{name}",
+  "get /v1/identities",
+  "post /v1/identities",
+  "get /v1/identities/{identityID}",
+  "patch /v1/identities/{identityID}",
+  "delete /v1/identities/{identityID}",
+  "post /v1/identities/{identityID}/credits",
+  "get /v1/identities/{identityID}/verifications",
+  "get /v1/usage",
 ];
 
 describe("meta routes", () => {

@@ -107,6 +107,33 @@ export const apiKeys = sqliteTable(
   ],
 );
 
+/**
+ * Identities (SPEC Part 3 "Identities"): one owner in the customer's system (`external_id`,
+ * unique in its organization) whose keys (same `external_id`) share its limits and credits.
+ * Its live credits are a KeyUsage object of its own, named `identity:<id>`.
+ */
+export const identities = sqliteTable(
+  "identities",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    externalId: text("external_id").notNull(),
+    meta: text("meta", { mode: "json" }).$type<KeyMeta>(),
+    ratelimits: text("ratelimits", { mode: "json" }).$type<RateLimitRule[]>(),
+    /** As on api_keys: null = unlimited; the live balance is the usage object's. */
+    creditsRemaining: integer("credits_remaining"),
+    creditsRefill: text("credits_refill", { mode: "json" }).$type<RefillRule>(),
+    creditsVersion: integer("credits_version"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("identities_org_seq").on(t.organizationId, t.seq),
+    uniqueIndex("identities_org_external").on(t.organizationId, t.externalId),
+  ],
+);
+
 export const auditEvents = sqliteTable(
   "audit_events",
   {
@@ -234,3 +261,4 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
 export type VerificationCountRow = typeof verificationCounts.$inferSelect;
+export type IdentityRow = typeof identities.$inferSelect;

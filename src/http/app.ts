@@ -3,10 +3,12 @@ import { loggable } from "../core/errors";
 import { createDashboard } from "../dashboard/app";
 import { registerApiKeys } from "../routes/api-keys";
 import { registerAudit } from "../routes/audit";
+import { registerIdentities } from "../routes/identities";
 import { registerMeta } from "../routes/meta";
 import { registerOrgApiKeys } from "../routes/org-api-keys";
 import { registerProjectKeys } from "../routes/project-keys";
 import { registerProjects } from "../routes/projects";
+import { registerUsage } from "../routes/usage";
 import { registerVerifications } from "../routes/verifications";
 import { registerVerify } from "../routes/verify";
 import { bodyGuard } from "./body";
@@ -37,6 +39,8 @@ export function createApp() {
   registerProjectKeys(app);
   registerAudit(app);
   registerVerifications(app);
+  registerIdentities(app);
+  registerUsage(app);
 
   // Both seeds' scheme names: any route takes either credential (SPEC "Authentication").
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

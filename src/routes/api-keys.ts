@@ -207,6 +207,13 @@ const patch = createRoute({
   responses: { 200: jsonResponse(ApiKeySchema, "The updated key."), ...writeErrorResponses },
 });
 
+/** The body of a credits operation, on keys and on identities alike. */
+export const CreditOperationSchema = z.strictObject({
+  operation: z.enum(["set", "increment", "decrement"]),
+  value: z.number().int().min(0).max(MAX_CREDITS),
+});
+export const CreditBalanceSchema = z.object({ remaining: z.number().int() });
+
 const credits = createRoute({
   ...common,
   method: "post",
@@ -216,15 +223,10 @@ const credits = createRoute({
     "Atomic: concurrent operations never lose an update. `decrement` stops at 0, `increment` at 1 000 000 000 000. A key without credits answers 409.",
   request: {
     params: KeyParams,
-    body: jsonBody(
-      z.strictObject({
-        operation: z.enum(["set", "increment", "decrement"]),
-        value: z.number().int().min(0).max(MAX_CREDITS),
-      }),
-    ),
+    body: jsonBody(CreditOperationSchema),
   },
   responses: {
-    200: jsonResponse(z.object({ remaining: z.number().int() }), "The balance after it."),
+    200: jsonResponse(CreditBalanceSchema, "The balance after it."),
     ...writeErrorResponses,
   },
 });

@@ -3510,6 +3510,997 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/identities/{identityID}/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verifications of an identity's keys
+         * @description Verifications of genuine keys (every code but MALFORMED and NOT_FOUND) over HTTP verify and RPC, per UTC bucket and code. Buckets are in time order; empty ones are omitted. At most 1000 buckets fit in the range (400 beyond). Counts arrive within about 10 s. Counts the keys of the organization whose `external_id` is the identity's (org-scoped keys too), plus the ten busiest keys. Needs `keys:read` of an org-scoped key (or a Clerk user of the organization).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. Must not be after `end`, which defaults to now: a `start` in the future needs an `end` too (400 otherwise). */
+                    start?: string;
+                    /** @description Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future. */
+                    end?: string;
+                    /** @description Bucket size (default `hour`). Minute buckets are kept 7 days. */
+                    granularity?: "minute" | "hour" | "day";
+                };
+                header?: never;
+                path: {
+                    /** @description Identity id. */
+                    identityID: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Counts. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["IdentityVerifications"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List identities
+         * @description Oldest first. Needs `keys:read` (reads) or `keys:write` (changes) of an org-scoped API key, or a Clerk user of the organization (admins change, members read). Project-scoped keys cannot reach identities.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size, 1–100 in decimal digits. */
+                    limit?: number;
+                    /** @description Opaque cursor from the previous page's `Link: rel="next"`. */
+                    cursor?: string;
+                    /** @description Only this owner. */
+                    external_id?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Identities. */
+                200: {
+                    headers: {
+                        /** @description The next page, `<absolute URL>; rel="next"`; absent on the last page. */
+                        Link?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            identities: components["schemas"]["Identity"][];
+                        };
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create an identity
+         * @description An owner in your own system: the keys whose `external_id` is this identity's belong to it. `external_id` is unique in the organization (409). Needs `keys:read` (reads) or `keys:write` (changes) of an org-scoped API key, or a Clerk user of the organization (admins change, members read). Project-scoped keys cannot reach identities.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The owner in your own system.
+                         * @example user_1234
+                         */
+                        external_id: string;
+                        /**
+                         * @description A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).
+                         * @example {
+                         *       "plan": "pro"
+                         *     }
+                         */
+                        meta?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
+                        ratelimits?: components["schemas"]["RateLimit"][] | null;
+                        /** @description `null`: unlimited. Each verification spends its `cost`. */
+                        credits?: {
+                            /** @example 1000 */
+                            remaining: number;
+                            refill?: components["schemas"]["CreditsRefill"];
+                        } | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description The identity. */
+                201: {
+                    headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 64 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identities/{identityID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an identity
+         * @description `credits.remaining` is the exact live balance. Needs `keys:read` (reads) or `keys:write` (changes) of an org-scoped API key, or a Clerk user of the organization (admins change, members read). Project-scoped keys cannot reach identities.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Identity id. */
+                    identityID: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The identity. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /**
+         * Delete an identity
+         * @description Its keys stay as they are (their `external_id` too). Needs `keys:read` (reads) or `keys:write` (changes) of an org-scoped API key, or a Clerk user of the organization (admins change, members read). Project-scoped keys cannot reach identities.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Identity id. */
+                    identityID: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the resource's current state. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 64 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /**
+         * Update an identity
+         * @description `external_id`, `meta`, `ratelimits`, `credits`; `null` clears one (not `external_id`). `credits` sets the live balance. Needs `keys:read` (reads) or `keys:write` (changes) of an org-scoped API key, or a Clerk user of the organization (admins change, members read). Project-scoped keys cannot reach identities.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Identity id. */
+                    identityID: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The key's owner in your own system.
+                         * @example user_1234
+                         */
+                        external_id?: string;
+                        /**
+                         * @description A JSON object returned by verify: at most 4 KiB (UTF-8 of its JSON) and 5 levels deep (the object itself is level 1).
+                         * @example {
+                         *       "plan": "pro"
+                         *     }
+                         */
+                        meta?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Up to 5 fixed windows aligned to the epoch; never more than `limit` units granted per window. Each `name` at most once (a name given twice is a 400). `null` or `[]`: none. */
+                        ratelimits?: components["schemas"]["RateLimit"][] | null;
+                        /** @description `null`: unlimited. Each verification spends its `cost`. */
+                        credits?: {
+                            /** @example 1000 */
+                            remaining: number;
+                            refill?: components["schemas"]["CreditsRefill"];
+                        } | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description The updated identity. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the resource's current state. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 64 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/v1/identities/{identityID}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set, increment or decrement an identity's credits
+         * @description Atomic: concurrent operations never lose an update. `decrement` stops at 0, `increment` at 1 000 000 000 000. An identity without credits answers 409. Needs `keys:read` (reads) or `keys:write` (changes) of an org-scoped API key, or a Clerk user of the organization (admins change, members read). Project-scoped keys cannot reach identities.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes a retry safe: the first successful response to this key (1–255 printable ASCII, e.g. a fresh UUID per operation) is kept 24 h for this caller in this organization, and a retry of the same request (same method, path and body) gets it again, with `Idempotent-Replayed: true`. Another request under the same key is a 422; a retry while the first is still running is a 409. An error answer is not kept: retrying after one runs the request again. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    /** @description Identity id. */
+                    identityID: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        operation: "set" | "increment" | "decrement";
+                        value: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description The balance after it. */
+                200: {
+                    headers: {
+                        /** @description The request's Idempotency-Key, echoed when one was sent. */
+                        "Idempotency-Key"?: string;
+                        /** @description `true` when this is the stored first response to the Idempotency-Key. */
+                        "Idempotent-Replayed"?: "true";
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            remaining: number;
+                        };
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the resource's current state, or a request with this Idempotency-Key is still running. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 64 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This Idempotency-Key was already used for another request. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage export for billing
+         * @description Verifications of genuine keys per UTC hour or day, grouped by the keys' current `external_id` (keys without one under `group: null`) or by key; rows by start, then group, empty ones omitted. Only the keys within the caller's reach: a project-scoped key sees its own project's keys. At most 1000 buckets fit in the range (400 beyond). With `Accept: text/csv`: CSV (RFC 4180, CRLF) with the header `start,group,code,count`, one line per start, group and code with a count; a `group` that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` in front, so a spreadsheet shows it as text. Needs `keys:read` (or a Clerk user of the organization).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Inclusive, RFC 3339; aligned down to the granularity. Default: 60 minutes (minute), 24 hours (hour) or 30 days (day) before `end`. Must not be after `end`, which defaults to now: a `start` in the future needs an `end` too (400 otherwise). */
+                    start?: string;
+                    /** @description Exclusive, RFC 3339; aligned up to the granularity, so the current bucket is included. Default: now. May be in the future. */
+                    end?: string;
+                    /** @description Bucket size (default `hour`). */
+                    granularity?: "hour" | "day";
+                    /** @description Group rows by owner (default `external_id`) or by key. */
+                    group_by?: "external_id" | "key_id";
+                    /** @description Only this project's keys. */
+                    project_id?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Counts, as JSON or (with `Accept: text/csv`) as CSV. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UsageExport"];
+                        "text/csv": string;
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to the caller. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests from this caller: wait for `Retry-After` seconds. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3935,6 +4926,62 @@ export interface components {
                 key_id: string;
                 name: string;
                 total: number;
+            }[];
+        };
+        IdentityVerifications: {
+            identity_id: string;
+            /** @enum {string} */
+            granularity: "minute" | "hour" | "day";
+            buckets: components["schemas"]["VerificationBucket"][];
+            /** @description At most 10: the busiest keys over the range, ties by key_id. */
+            top_keys: {
+                key_id: string;
+                name: string;
+                total: number;
+            }[];
+        };
+        Identity: {
+            id: string;
+            organization_id: string;
+            external_id: string;
+            meta: {
+                [key: string]: unknown;
+            } | null;
+            ratelimits: {
+                name: string;
+                limit: number;
+                duration_ms: number;
+            }[] | null;
+            credits: components["schemas"]["Credits"];
+            /**
+             * Format: date-time
+             * @example 2019-08-24T14:15:22Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @example 2019-08-24T14:15:22Z
+             */
+            updated_at: string;
+        };
+        UsageExport: {
+            /** @enum {string} */
+            granularity: "hour" | "day";
+            /** @enum {string} */
+            group_by: "external_id" | "key_id";
+            rows: {
+                /**
+                 * Format: date-time
+                 * @example 2019-08-24T14:15:22Z
+                 */
+                start: string;
+                /** @description The keys' `external_id` (null: keys without one) or the key id, by `group_by`. */
+                group: string | null;
+                total: number;
+                /** @description Verifications per code; codes with none are omitted. */
+                counts: {
+                    [key: string]: number;
+                };
             }[];
         };
     };

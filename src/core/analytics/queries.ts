@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
 import { apiKeys, verificationCounts } from "../../db/schema";
 import type { Core } from "../context";
 import { invalid } from "../errors";
+import { getIdentity } from "../identities";
 import { findKey } from "../keys";
 import { type Principal, requireScope } from "../principal";
 import { findProject } from "../projects";
@@ -93,7 +94,7 @@ const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : 
 const storedGranularities = (granularity: Granularity) =>
   granularity === "minute" ? (["minute"] as const) : (["minute", "hour"] as const);
 
-function inRange(range: Range) {
+export function inRange(range: Range) {
   return and(
     inArray(verificationCounts.granularity, [...storedGranularities(range.granularity)]),
     gte(verificationCounts.bucketStart, range.start),
@@ -103,7 +104,7 @@ function inRange(range: Range) {
 
 // The size is a constant of GRANULARITY_MS, written into the SQL so that the grouping
 // expression and the selected one are the same text.
-const bucketOf = (range: Range) => {
+export const bucketOf = (range: Range) => {
   const size = sql.raw(String(GRANULARITY_MS[range.granularity]));
   return sql<number>`(${verificationCounts.bucketStart} / ${size}) * ${size}`;
 };
@@ -124,12 +125,29 @@ async function buckets(
     .where(and(scope, inRange(range)))
     .groupBy(bucket, verificationCounts.code)
     .orderBy(asc(bucket), asc(verificationCounts.code));
-  const out: VerificationBucket[] = [];
+  return foldCounts(rows).map(({ group: _, ...bucket }) => bucket);
+}
+
+/** A row of summed counts: one bucket (and group), one code. */
+export interface CountRow {
+  bucket: number | string;
+  group?: string | null;
+  code: string;
+  n: number | string;
+}
+
+/**
+ * Rows in bucket (and group) order, one per code, folded into one entry per bucket and group
+ * with its total; zero counts are omitted.
+ */
+export function foldCounts(rows: CountRow[]): (VerificationBucket & { group: string | null })[] {
+  const out: (VerificationBucket & { group: string | null })[] = [];
   for (const row of rows) {
     const start = new Date(Number(row.bucket)).toISOString();
+    const group = row.group ?? null;
     let current = out[out.length - 1];
-    if (current?.start !== start) {
-      current = { start, total: 0, counts: {} };
+    if (current?.start !== start || current.group !== group) {
+      current = { start, group, total: 0, counts: {} };
       out.push(current);
     }
     const n = Number(row.n);
@@ -181,26 +199,63 @@ export async function projectVerifications(
     eq(verificationCounts.organizationId, project.organizationId),
     eq(verificationCounts.projectId, project.id),
   );
+  return { project_id: project.id, ...(await keysVerifications(core, range, scope)) };
+}
+
+export interface IdentityVerifications extends Omit<ProjectVerifications, "project_id"> {
+  identity_id: string;
+}
+
+/**
+ * `GET /v1/identities/{identityID}/verifications`: the keys of the identity's organization
+ * whose `external_id` is the identity's (org-scoped keys included), as a project's answer.
+ */
+export async function identityVerifications(
+  core: Core,
+  principal: Principal,
+  identityId: string,
+  query: VerificationsQuery,
+): Promise<IdentityVerifications> {
+  requireScope(principal, "keys:read");
+  const range = resolveRange(query, core.now());
+  const identity = await getIdentity(core, principal, identityId);
+  const owned = core.db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(
+      and(
+        eq(apiKeys.organizationId, identity.organizationId),
+        eq(apiKeys.externalId, identity.externalId),
+      ),
+    );
+  const scope = and(
+    eq(verificationCounts.organizationId, identity.organizationId),
+    inArray(verificationCounts.keyId, owned),
+  );
+  return { identity_id: identity.id, ...(await keysVerifications(core, range, scope)) };
+}
+
+/** Joins a count row to its key (within the row's organization). */
+export const countedKey = and(
+  eq(apiKeys.id, verificationCounts.keyId),
+  eq(apiKeys.organizationId, verificationCounts.organizationId),
+);
+
+/** The buckets of the counts in `scope` (one organization's keys) and its ten busiest keys. */
+async function keysVerifications(core: Core, range: Range, scope: ReturnType<typeof and>) {
   const total = sql<number>`sum(${verificationCounts.count})`;
   const [series, top] = await Promise.all([
     buckets(core, range, scope),
     core.db
       .select({ key_id: verificationCounts.keyId, name: apiKeys.name, total })
       .from(verificationCounts)
-      .innerJoin(
-        apiKeys,
-        and(
-          eq(apiKeys.id, verificationCounts.keyId),
-          eq(apiKeys.organizationId, verificationCounts.organizationId),
-        ),
-      )
+      .innerJoin(apiKeys, countedKey)
       .where(and(scope, inRange(range)))
       .groupBy(verificationCounts.keyId)
       .orderBy(desc(total), asc(verificationCounts.keyId))
       .limit(TOP_KEYS),
   ]);
   return {
-    project_id: project.id,
     granularity: range.granularity,
     buckets: series,
     top_keys: top.map((row) => ({ key_id: row.key_id, name: row.name, total: Number(row.total) })),

@@ -27,7 +27,9 @@ export interface KeyRecord {
 }
 
 /** The credits a row sets, as the usage object takes them; null = unlimited. */
-export const creditsSpecOf = (row: ApiKeyRow): CreditsSpec | null =>
+export const creditsSpecOf = (
+  row: Pick<ApiKeyRow, "creditsRemaining" | "creditsRefill" | "creditsVersion" | "createdAt">,
+): CreditsSpec | null =>
   row.creditsRemaining === null
     ? null
     : {

@@ -1,0 +1,231 @@
+// Identities (SPEC Part 3 "Identities: one owner, many keys"): an owner in the customer's own
+// system, named by `external_id` (unique in its organization), with limits and credits of its
+// own. The keys with the same `external_id` belong to it. Identities are organization-level:
+// org-scoped API keys and Clerk users reach them (admins write, members read); project-scoped
+// keys never do.
+import { and, eq, sql } from "drizzle-orm";
+import { type IdentityRow, identities } from "../db/schema";
+import { type AuditEntry, auditedChange, auditInsert } from "./audit";
+import type { Core } from "./context";
+import { conflict, forbidden, notFound } from "./errors";
+import {
+  type CreditsSetting,
+  governanceAudit,
+  governanceColumns,
+  type KeyMeta,
+  type RateLimitRule,
+} from "./governance";
+import { listPage, type PageRequest } from "./pagination";
+import { type Actor, type Principal, reachesOrganization, requireScope } from "./principal";
+import type { CreditOperation } from "./usage";
+import { adjustCredits, readCredits } from "./usage-store";
+import { creditsSpecOf } from "./verify/cache";
+
+/**
+ * The KeyUsage object that holds an identity's credits (and, in part 2, its windows). Key
+ * lineages are named by a key's UUID, so the prefix keeps the two apart.
+ */
+export const identityUsageName = (identityId: string) => `identity:${identityId}`;
+
+/** The fields of a create or a PATCH; `undefined` leaves one as it is, `null` clears it. */
+export interface IdentityInput {
+  externalId?: string | undefined;
+  meta?: KeyMeta | null | undefined;
+  ratelimits?: RateLimitRule[] | null | undefined;
+  credits?: CreditsSetting | null | undefined;
+}
+
+const ORGANIZATION_ONLY =
+  "Identities belong to the organization: a project-scoped API key cannot reach them.";
+
+/** Readers: `keys:read`, org-wide. `collection`: a project key is refused (403) rather than hidden. */
+function requireReader(principal: Principal, collection: boolean): void {
+  requireScope(principal, "keys:read");
+  if (collection && !reachesOrganization(principal)) throw forbidden(ORGANIZATION_ONLY);
+}
+
+/** Writers: `keys:write` of an org-scoped key, or a Clerk admin (members only read). */
+function requireWriter(principal: Principal, collection: boolean): void {
+  requireScope(principal, "keys:write");
+  if (collection && !reachesOrganization(principal)) throw forbidden(ORGANIZATION_ONLY);
+  if (principal.type === "user" && !principal.isAdmin) {
+    throw forbidden("Only organization admins can change identities.");
+  }
+}
+
+/** The identity, if the caller reaches it; 404 otherwise (another tenant's, or a project key). */
+export async function findIdentity(
+  core: Core,
+  principal: Principal,
+  identityId: string,
+): Promise<IdentityRow> {
+  const row = await core.db.query.identities.findFirst({
+    where: and(
+      eq(identities.organizationId, principal.organizationId),
+      eq(identities.id, identityId),
+    ),
+  });
+  if (!row || !reachesOrganization(principal)) throw notFound("Identity");
+  return row;
+}
+
+export async function getIdentity(core: Core, principal: Principal, identityId: string) {
+  requireReader(principal, false);
+  return findIdentity(core, principal, identityId);
+}
+
+/** The organization's identities, oldest first; `externalId` finds the one of that owner. */
+export async function listIdentities(
+  core: Core,
+  principal: Principal,
+  filter: { externalId?: string | undefined },
+  page: PageRequest,
+) {
+  requireReader(principal, true);
+  const list = {
+    kind: "identities",
+    organizationId: principal.organizationId,
+    // A cursor opens only on the list with the same filter.
+    filter: filter.externalId ?? null,
+  };
+  const where =
+    filter.externalId === undefined ? undefined : eq(identities.externalId, filter.externalId);
+  return listPage(core, identities, list, where, page, "oldest");
+}
+
+const duplicate = (externalId: string) =>
+  conflict(`An identity with external_id "${externalId}" already exists in this organization.`);
+
+/** The audit record of a create or change: which fields, and the values that are safe. */
+const auditOf = (action: string, identityId: string, input: IdentityInput): AuditEntry => ({
+  action,
+  targetType: "identity",
+  targetId: identityId,
+  metadata: governanceAudit(input),
+});
+
+export async function createIdentity(
+  core: Core,
+  actor: Actor,
+  input: IdentityInput & { externalId: string },
+): Promise<IdentityRow> {
+  requireWriter(actor.principal, true);
+  const now = core.now();
+  const id = crypto.randomUUID();
+  // The unique index decides a race between two creates of one owner: the loser inserts
+  // nothing, so its audit event is not written either.
+  const row = await auditedChange<IdentityRow>(
+    core,
+    actor,
+    core.db
+      .insert(identities)
+      .values({
+        ...governanceColumns(input, now),
+        id,
+        organizationId: actor.principal.organizationId,
+        externalId: input.externalId,
+        createdAt: now,
+        updatedAt: now,
+      })
+      .onConflictDoNothing()
+      .returning(),
+    auditOf("identity.created", id, input),
+  );
+  if (!row) throw duplicate(input.externalId);
+  return row;
+}
+
+export async function updateIdentity(
+  core: Core,
+  actor: Actor,
+  identityId: string,
+  input: IdentityInput,
+): Promise<IdentityRow> {
+  requireWriter(actor.principal, false);
+  const identity = await findIdentity(core, actor.principal, identityId);
+  // New credits get a version newer than any the usage object has seen, so it adopts them.
+  const { externalId, ...fields } = input;
+  const changes: Partial<IdentityRow> = externalId === undefined ? {} : { externalId };
+  Object.assign(
+    changes,
+    governanceColumns(fields, Math.max(core.now(), (identity.creditsVersion ?? 0) + 1)),
+  );
+  if (Object.keys(changes).length === 0) return identity;
+  const { organizationId } = identity;
+  // Renaming onto another identity's external_id changes nothing (checked in the statement
+  // itself, so two renames cannot both pass).
+  const free =
+    externalId === undefined
+      ? undefined
+      : sql`not exists (select 1 from ${identities} as other where other.organization_id = ${organizationId} and other.external_id = ${externalId} and other.id <> ${identity.id})`;
+  const row = await auditedChange<IdentityRow>(
+    core,
+    actor,
+    core.db
+      .update(identities)
+      .set({ ...changes, updatedAt: core.now() })
+      .where(
+        and(eq(identities.organizationId, organizationId), eq(identities.id, identity.id), free),
+      )
+      .returning(),
+    auditOf("identity.updated", identity.id, input),
+  );
+  if (row) return row;
+  await findIdentity(core, actor.principal, identityId); // deleted meanwhile: 404
+  throw duplicate(externalId ?? identity.externalId);
+}
+
+export async function deleteIdentity(core: Core, actor: Actor, identityId: string) {
+  requireWriter(actor.principal, false);
+  const identity = await findIdentity(core, actor.principal, identityId);
+  const row = await auditedChange<IdentityRow>(
+    core,
+    actor,
+    core.db
+      .delete(identities)
+      .where(
+        and(eq(identities.organizationId, identity.organizationId), eq(identities.id, identity.id)),
+      )
+      .returning(),
+    {
+      action: "identity.deleted",
+      targetType: "identity",
+      targetId: identity.id,
+      metadata: { external_id: identity.externalId },
+    },
+  );
+  if (!row) throw notFound("Identity");
+}
+
+/** The exact remaining credits (the identity's usage object's), or null without credits. */
+export async function liveIdentityCredits(core: Core, identity: IdentityRow) {
+  const spec = creditsSpecOf(identity);
+  if (!spec) return null;
+  return (await readCredits(core, identityUsageName(identity.id), spec)).remaining;
+}
+
+/** Atomic in the usage object: concurrent operations never lose an update. */
+export async function adjustIdentityCredits(
+  core: Core,
+  actor: Actor,
+  identityId: string,
+  operation: CreditOperation,
+  value: number,
+): Promise<{ remaining: number }> {
+  requireWriter(actor.principal, false);
+  const identity = await findIdentity(core, actor.principal, identityId);
+  const spec = creditsSpecOf(identity);
+  if (!spec) {
+    throw conflict("This identity has no credits (unlimited): set them with PATCH first.");
+  }
+  const usage = identityUsageName(identity.id);
+  const { remaining } = await adjustCredits(core, usage, spec, operation, value);
+  // After the fact: the usage object is not D1, so the two cannot be one batch.
+  await auditInsert(core, actor, {
+    action: "identity.credits_adjusted",
+    targetType: "identity",
+    targetId: identity.id,
+    metadata: { operation, value, remaining },
+  });
+  return { remaining };
+}
