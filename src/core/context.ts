@@ -1,7 +1,6 @@
-import type { DrizzleD1Database } from "drizzle-orm/d1";
-import type * as schema from "../db/schema";
+import type { Database } from "../db/database";
 
-export type Database = DrizzleD1Database<typeof schema>;
+export type { Database } from "../db/database";
 
 /**
  * What every core operation needs: storage, config, background work and the clock. Built by

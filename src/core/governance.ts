@@ -1,3 +1,4 @@
+import type { KeyMeta } from "../db/columns";
 import type { LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./usage";
 
 /**
@@ -5,17 +6,8 @@ import type { LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./usa
  * in the core's own shapes. The wire shapes and their validation are in http/governance-fields.
  */
 
-// JSON of bounded depth: RPC's serializable types refuse `unknown` and recurse without end on
-// a recursive JSON type, so each level is its own type, as deep as meta may be.
-type Json0 = string | number | boolean | null;
-type JsonUpTo<Inner> = Json0 | Inner[] | { [key: string]: Inner };
-type Json1 = JsonUpTo<Json0>;
-type Json2 = JsonUpTo<Json1>;
-type Json3 = JsonUpTo<Json2>;
-type Json4 = JsonUpTo<Json3>;
-
 /** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH (5) levels deep. */
-export type KeyMeta = { [key: string]: Json4 };
+export type { KeyMeta } from "../db/columns";
 
 /** A key's rate limit and refill rule are the usage object's own shapes. */
 export type { LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./usage";

@@ -5,21 +5,12 @@
 /** The most credits a key can hold (`remaining` and a refill `amount` are at most this). */
 export const MAX_CREDITS = 1_000_000_000_000;
 
+import type { LimitSpec, RefillSpec } from "../db/columns";
+
 const DAY_MS = 86_400_000;
 
-/** How a key's credits are refilled. */
-export interface RefillSpec {
-  /** `daily`: at every 00:00 UTC. `monthly`: at 00:00 UTC of `day` of every month. */
-  interval: "daily" | "monthly";
-  /** `remaining` is set to this at each refill instant (1 to {@link MAX_CREDITS}). */
-  amount: number;
-  /**
-   * Monthly only: the day of the month, 1–31, clamped to the month's length (31 refills on
-   * the 30th in a 30-day month, on the 28th or 29th in February). `null` for daily; a monthly
-   * refill with `null` refills on the 1st.
-   */
-  day: number | null;
-}
+/** How a key's credits are refilled (as stored in D1, src/db/columns.ts). */
+export type { RefillSpec } from "../db/columns";
 
 // ---- The usage store's contract: what the core asks the KeyUsage Durable Object, and what it
 // answers. The object (src/durable/key-usage.ts) implements it; nothing here depends on it.
@@ -43,19 +34,8 @@ export interface CreditsSpec {
   version: number;
 }
 
-/**
- * One of a key's rate limits: at most `limit` units in each fixed window of `durationMs`,
- * windows aligned to the epoch (`[k·durationMs, (k+1)·durationMs)`). A window belongs to the
- * whole spec, so a limit whose `limit` or `durationMs` changes starts fresh windows.
- */
-export interface LimitSpec {
-  /** Unique per key: `[a-z0-9_-]{1,32}`. */
-  name: string;
-  /** Units granted per window, at least 1. */
-  limit: number;
-  /** Window length in ms. */
-  durationMs: number;
-}
+/** One of a key's rate limits (as stored in D1, src/db/columns.ts). */
+export type { LimitSpec } from "../db/columns";
 
 /** One verification's demand on the key's limits and credits. */
 export interface SpendRequest {

@@ -1,6 +1,6 @@
 import { getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { SQLiteTable } from "drizzle-orm/sqlite-core";
-import type { Database } from "../core/context";
+import type { Database } from "./database";
 
 /**
  * `INSERT INTO table SELECT <values> WHERE <condition>`: an insert that happens only if the

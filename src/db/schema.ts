@@ -6,7 +6,7 @@ import {
   text,
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
-import type { KeyMeta, RateLimitRule, RefillRule } from "../core/governance";
+import type { KeyMeta, LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./columns";
 
 // The enums, in one place: the columns carry them, and the wire schemas derive theirs from
 // the columns (`apiKeys.source.enumValues`).
