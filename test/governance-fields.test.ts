@@ -1,8 +1,8 @@
 // The wire schemas of the governance fields and of a verify request, on their own.
 import { z } from "@hono/zod-openapi";
 import { describe, expect, it } from "vitest";
-import { VerifyOptionsSchema } from "../src/core/verify";
-import { governanceBodyFields } from "../src/http/governance-fields";
+import { governanceBodyFields } from "../src/schemas/governance";
+import { VerifyOptionsSchema } from "../src/schemas/verify";
 
 const Body = z.object(governanceBodyFields);
 const parse = (body: unknown) => Body.safeParse(body);

@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseBlock, parseIp } from "../src/core/ip";
-import { parseTimestamp } from "../src/http/fields";
+import { parseTimestamp } from "../src/schemas/fields";
 import type { Json } from "./hardening";
 import { call, newKey, newOrg, verify } from "./helpers";
 

@@ -3,7 +3,7 @@ import type { LimitSpec as RateLimitRule, RefillSpec as RefillRule } from "./usa
 
 /**
  * Key governance (SPEC Part 2 "Key governance fields"): what a key carries beyond its scopes,
- * in the core's own shapes. The wire shapes and their validation are in http/governance-fields.
+ * in the core's own shapes. The wire shapes and their validation are in src/schemas/governance.ts.
  */
 
 /** A JSON object, at most META_MAX_BYTES serialized and META_MAX_DEPTH (5) levels deep. */

@@ -1,9 +1,9 @@
 // A key's access controls: enabled, rate limits and credits. Read with the API's own wire
-// schemas (http/governance-fields), so the form refuses exactly what the API refuses.
+// schemas (src/schemas/governance.ts), so the form refuses exactly what the API refuses.
 import type { FC } from "hono/jsx";
 import type { GovernanceInput } from "../core/governance";
 import type { ApiKeyRow } from "../db/schema";
-import { CreditsSchema, RateLimitsSchema } from "../http/governance-fields";
+import { CreditsSchema, RateLimitsSchema } from "../schemas/governance";
 import { type FormReader, type FormValues, sentence } from "./forms";
 import { BASE, described, Field, type FieldErrors, FormError } from "./layout";
 

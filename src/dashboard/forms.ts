@@ -3,7 +3,12 @@
 import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { invalid, isDomainError } from "../core/errors";
-import { NameSchema, RotationIntervalSchema, ScopesSchema, WebhookUrlSchema } from "../http/fields";
+import {
+  NameSchema,
+  RotationIntervalSchema,
+  ScopesSchema,
+  WebhookUrlSchema,
+} from "../schemas/fields";
 import type { FieldErrors } from "./layout";
 
 export type FormValues = Record<string, string>;

@@ -16,6 +16,17 @@ import {
 import { MAX_CREDITS } from "../core/usage";
 import { type ApiKeyRow, apiKeys } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
+import { idempotent } from "../http/idempotency";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  optionalJsonBody,
+  pagedJsonResponse,
+  writeErrorResponses,
+} from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import { type AppEnv, carriesSecret } from "../http/router";
 import {
   DeviceNameSchema,
   EXAMPLE_ENVIRONMENT_ID,
@@ -30,7 +41,7 @@ import {
   ScopesSchema,
   toMs,
   WebhookUrlSchema,
-} from "../http/fields";
+} from "../schemas/fields";
 import {
   ExternalIdSchema,
   governanceBodyFields,
@@ -38,18 +49,7 @@ import {
   governancePatchFields,
   toGovernanceFields,
   toGovernanceInput,
-} from "../http/governance-fields";
-import { idempotent } from "../http/idempotency";
-import {
-  errorResponses,
-  jsonBody,
-  jsonResponse,
-  optionalJsonBody,
-  pagedJsonResponse,
-  writeErrorResponses,
-} from "../http/openapi";
-import { PageQuerySchema, setNextLink } from "../http/paging";
-import { type AppEnv, carriesSecret } from "../http/router";
+} from "../schemas/governance";
 
 /** Keygate's key object: the union of the seeds' fields. */
 export const ApiKeySchema = z

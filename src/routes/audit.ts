@@ -3,10 +3,10 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { listAuditEvents } from "../core/audit";
 import { ACTOR_TYPES, type AuditEventRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
-import { InstantSchema, iso } from "../http/fields";
 import { errorResponses, pagedJsonResponse } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
+import { InstantSchema, iso } from "../schemas/fields";
 
 const AuditEventSchema = z
   .object({

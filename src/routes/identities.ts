@@ -12,15 +12,6 @@ import {
 } from "../core/identities";
 import type { IdentityRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
-import { IdSchema, InstantSchema, iso } from "../http/fields";
-import {
-  CreditsSchema,
-  ExternalIdSchema,
-  governanceKeyFields,
-  MetaSchema,
-  RateLimitsSchema,
-  toGovernanceFields,
-} from "../http/governance-fields";
 import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
@@ -31,6 +22,15 @@ import {
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import type { AppEnv } from "../http/router";
+import { IdSchema, InstantSchema, iso } from "../schemas/fields";
+import {
+  CreditsSchema,
+  ExternalIdSchema,
+  governanceKeyFields,
+  MetaSchema,
+  RateLimitsSchema,
+  toGovernanceFields,
+} from "../schemas/governance";
 import { CreditBalanceSchema, CreditOperationSchema } from "./api-keys";
 
 export const IdentitySchema = z

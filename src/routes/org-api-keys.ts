@@ -4,6 +4,16 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
+import { idempotent } from "../http/idempotency";
+import {
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  pagedJsonResponse,
+  writeErrorResponses,
+} from "../http/openapi";
+import { PageQuerySchema, setNextLink } from "../http/paging";
+import { type AppEnv, carriesSecret } from "../http/router";
 import {
   DeviceNameSchema,
   EXAMPLE_PROJECT_ID,
@@ -15,22 +25,8 @@ import {
   ScopesSchema,
   SlugSchema,
   toMs,
-} from "../http/fields";
-import {
-  ExternalIdSchema,
-  governanceBodyFields,
-  toGovernanceInput,
-} from "../http/governance-fields";
-import { idempotent } from "../http/idempotency";
-import {
-  errorResponses,
-  jsonBody,
-  jsonResponse,
-  pagedJsonResponse,
-  writeErrorResponses,
-} from "../http/openapi";
-import { PageQuerySchema, setNextLink } from "../http/paging";
-import { type AppEnv, carriesSecret } from "../http/router";
+} from "../schemas/fields";
+import { ExternalIdSchema, governanceBodyFields, toGovernanceInput } from "../schemas/governance";
 
 const OrgApiKeySchema = z
   .object({

@@ -5,20 +5,6 @@ import { notFound } from "../core/errors";
 import { createKey, isActive, listKeys, revokeKey } from "../core/keys";
 import type { ApiKeyRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
-import {
-  ExpiresAtSchema,
-  IdSchema,
-  InstantSchema,
-  iso,
-  NameSchema,
-  ScopesSchema,
-  toMs,
-} from "../http/fields";
-import {
-  ExternalIdSchema,
-  governanceBodyFields,
-  toGovernanceInput,
-} from "../http/governance-fields";
 import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
@@ -30,6 +16,16 @@ import {
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import { type AppEnv, carriesSecret } from "../http/router";
+import {
+  ExpiresAtSchema,
+  IdSchema,
+  InstantSchema,
+  iso,
+  NameSchema,
+  ScopesSchema,
+  toMs,
+} from "../schemas/fields";
+import { ExternalIdSchema, governanceBodyFields, toGovernanceInput } from "../schemas/governance";
 
 const DEFAULT_NAME = "Untitled key";
 

@@ -19,7 +19,6 @@ import {
   webhookDeliveries,
 } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
-import { IdSchema, InstantSchema, iso, NameSchema, SlugSchema } from "../http/fields";
 import { idempotent } from "../http/idempotency";
 import {
   errorResponses,
@@ -30,6 +29,7 @@ import {
 } from "../http/openapi";
 import { PageQuerySchema, setNextLink } from "../http/paging";
 import { type AppEnv, carriesSecret } from "../http/router";
+import { IdSchema, InstantSchema, iso, NameSchema, SlugSchema } from "../schemas/fields";
 
 const ProjectSchema = z
   .object({

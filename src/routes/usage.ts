@@ -10,9 +10,9 @@ import {
 } from "../core/analytics/usage";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import { toCsv } from "../http/csv";
-import { IdSchema, InstantSchema, toMs } from "../http/fields";
 import { errorResponses } from "../http/openapi";
 import type { AppEnv } from "../http/router";
+import { IdSchema, InstantSchema, toMs } from "../schemas/fields";
 import { RangeQuerySchema } from "./verifications";
 
 const UsageSchema = z

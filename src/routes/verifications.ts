@@ -9,9 +9,9 @@ import {
   type VerificationsQuery,
 } from "../core/analytics/queries";
 import { bearerSecurity, requireAuth } from "../http/auth";
-import { IdSchema, InstantSchema, TimestampSchema, toMs } from "../http/fields";
 import { errorResponses, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
+import { IdSchema, InstantSchema, TimestampSchema, toMs } from "../schemas/fields";
 
 /** `start` and `end` of every analytics query (the usage export's too). */
 export const RangeQuerySchema = z.object({

@@ -2,12 +2,13 @@
 // verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
-import { VERIFY_CODES, VerifyOptionsSchema, verifyAndCount } from "../core/verify";
+import { VERIFY_CODES, verifyAndCount } from "../core/verify";
 import { countMiss } from "../http/auth";
-import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID, InstantSchema } from "../http/fields";
-import { IP_ADDRESS_PATTERN } from "../http/governance-fields";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
+import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID, InstantSchema } from "../schemas/fields";
+import { IP_ADDRESS_PATTERN } from "../schemas/governance";
+import { VerifyOptionsSchema } from "../schemas/verify";
 
 export const VerifyResultSchema = z
   .object({

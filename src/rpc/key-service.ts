@@ -3,11 +3,11 @@ import { createCore } from "../context";
 import { isDomainError } from "../core/errors";
 import {
   type VerifyOptions,
-  VerifyOptionsSchema,
   type VerifyPin,
   type VerifyResult,
   verifyAndCount,
 } from "../core/verify";
+import { VerifyOptionsSchema } from "../schemas/verify";
 
 // The verification types, for code inside this repository; a consumer Worker takes the same
 // types from @keygate/hono (packages/hono/src/types.ts, kept equal by its types.test-d.ts).

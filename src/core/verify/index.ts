@@ -1,6 +1,6 @@
 export { type KeyRecord, memoryCache, publishKey } from "./cache";
 export { verifyAndCount } from "./count";
-export { type VerifyOptions, VerifyOptionsSchema, type VerifyPin } from "./options";
+export type { VerifyOptions, VerifyPin } from "./options";
 export {
   VERIFY_CODES,
   type VerifyCode,

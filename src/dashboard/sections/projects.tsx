@@ -4,7 +4,7 @@ import { projectVerifications } from "../../core/analytics/queries";
 import { listKeys } from "../../core/keys";
 import { createProject, findProject, listEnvironments, listProjects } from "../../core/projects";
 import type { ProjectRow } from "../../db/schema";
-import { SlugSchema } from "../../http/fields";
+import { SlugSchema } from "../../schemas/fields";
 import { ChartAssets, rangeOf, rangeQuery, VerificationChart } from "../charts";
 import { FormReader, type FormValues, formErrors, readForm } from "../forms";
 import { type C, flash, pageLinks, pageRequest, section } from "../frame";

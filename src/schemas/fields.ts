@@ -1,5 +1,6 @@
-// Shared field schemas (SPEC "Input limits"): one check per field, so a bad value gets one
-// `errors[]` entry with one message.
+// The wire's field schemas (SPEC "Input limits"), shared by every door (HTTP routes, the
+// dashboard's forms, RPC options): one check per field, so a bad value gets one `errors[]`
+// entry with one message. Wire shapes live here, not in the core.
 import { z } from "@hono/zod-openapi";
 import {
   normaliseWebhookUrl,
@@ -8,7 +9,14 @@ import {
   webhookUrlProblem,
 } from "../core/webhook-url";
 
-export { IdSchema, ScopeSchema, ScopesSchema } from "../core/fields";
+export const ScopeSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9:._*-]{1,100}$/, "must be 1–100 characters of letters, digits and : . _ * -");
+export const ScopesSchema = z
+  .array(ScopeSchema)
+  .max(50)
+  .openapi({ example: ["keys:read", "deploy"] });
+export const IdSchema = z.string().min(1).max(64);
 
 /** Characters as JSON Schema counts them (code points), not UTF-16 units: an emoji is one. */
 const characters = (value: string) => {
