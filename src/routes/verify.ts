@@ -8,43 +8,7 @@ import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../h
 import type { AppEnv } from "../http/router";
 import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID, InstantSchema } from "../schemas/fields";
 import { IP_ADDRESS_PATTERN } from "../schemas/governance";
-import { VerifyOptionsSchema } from "../schemas/verify";
-
-export const VerifyResultSchema = z
-  .object({
-    valid: z.boolean(),
-    code: z.enum(VERIFY_CODES),
-    key_id: z.string().nullable(),
-    organization_id: z.string().nullable(),
-    project_id: z.string().nullable(),
-    environment_id: z.string().nullable(),
-    scopes: z.array(z.string()).nullable(),
-    expires_at: InstantSchema.nullable(),
-    in_grace: z.boolean(),
-    name: z.string().nullable(),
-    enabled: z.boolean().nullable(),
-    meta: z.record(z.string(), z.unknown()).nullable(),
-    external_id: z.string().nullable(),
-    credits: z
-      .object({ remaining: z.number().int(), refill_at: InstantSchema.nullable() })
-      .nullable()
-      .openapi({ description: "After this call's spending; null for keys without credits." }),
-    ratelimits: z
-      .array(
-        z.object({
-          name: z.string(),
-          limit: z.number().int(),
-          remaining: z.number().int(),
-          reset_at: InstantSchema,
-        }),
-      )
-      .nullable()
-      .openapi({
-        description:
-          "The limits this call applied, `remaining` after it; null for keys without limits.",
-      }),
-  })
-  .openapi("VerifyResult");
+import { VerifyOptionsSchema, VerifyResultSchema } from "../schemas/verify";
 
 const options = VerifyOptionsSchema.shape;
 /** No credential, or a verifier key. */

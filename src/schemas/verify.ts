@@ -1,9 +1,11 @@
 // The verify contract's wire schema: HTTP verify's body members (by wire names,
 // src/routes/verify.ts) and RPC `verify` options (these names) are checked by this one schema.
 import { z } from "@hono/zod-openapi";
+import type { KeyMeta } from "../core/governance";
 import { parseIp } from "../core/ip";
+import { VERIFY_CODES, type VerifyResult } from "../core/verify";
 import type { VerifyOptions } from "../core/verify/options";
-import { IdSchema, ScopesSchema } from "./fields";
+import { IdSchema, InstantSchema, ScopesSchema } from "./fields";
 
 const IpSchema = z
   .string()
@@ -61,3 +63,50 @@ export const VerifyOptionsSchema = z.strictObject({
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const inStep: Same<VerifyOptions, z.input<typeof VerifyOptionsSchema>> = true;
 void inStep;
+
+/**
+ * The answer to "is this key good?", over HTTP and RPC alike: the wire's one description of
+ * it, whose type is the core's `VerifyResult` (checked below) and @keygate/hono's (its type
+ * test compares against this schema's output).
+ */
+export const VerifyResultSchema = z
+  .object({
+    valid: z.boolean(),
+    code: z.enum(VERIFY_CODES),
+    key_id: z.string().nullable(),
+    organization_id: z.string().nullable(),
+    project_id: z.string().nullable(),
+    environment_id: z.string().nullable(),
+    scopes: z.array(z.string()).nullable(),
+    expires_at: InstantSchema.nullable(),
+    in_grace: z.boolean(),
+    name: z.string().nullable(),
+    enabled: z.boolean().nullable(),
+    meta: z
+      .custom<KeyMeta>((value) => typeof value === "object" && value !== null)
+      .nullable()
+      .openapi({ type: ["object", "null"], additionalProperties: {} }),
+    external_id: z.string().nullable(),
+    credits: z
+      .object({ remaining: z.number().int(), refill_at: InstantSchema.nullable() })
+      .nullable()
+      .openapi({ description: "After this call's spending; null for keys without credits." }),
+    ratelimits: z
+      .array(
+        z.object({
+          name: z.string(),
+          limit: z.number().int(),
+          remaining: z.number().int(),
+          reset_at: InstantSchema,
+        }),
+      )
+      .nullable()
+      .openapi({
+        description:
+          "The limits this call applied, `remaining` after it; null for keys without limits.",
+      }),
+  })
+  .openapi("VerifyResult");
+
+const resultInStep: Same<VerifyResult, z.output<typeof VerifyResultSchema>> = true;
+void resultInStep;

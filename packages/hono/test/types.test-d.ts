@@ -1,12 +1,16 @@
 // Type-level: @keygate/hono's public types are Keygate's own, written out so that a consumer
 // never imports Keygate's source. Checked by `npm run typecheck` (tsc), not at run time.
 import type { KeygateBinding, VerifyCode, VerifyOptions, VerifyResult } from "@keygate/hono";
+import type { z } from "zod";
 import type {
   VerifyCode as KeygateCode,
   VerifyOptions as KeygateOptions,
-  VerifyResult as KeygateResult,
   KeyService,
 } from "../../../src/rpc/key-service";
+import type { VerifyResultSchema } from "../../../src/schemas/verify";
+
+/** The verdict as Keygate's one schema describes it (HTTP and RPC answer this). */
+type KeygateResult = z.output<typeof VerifyResultSchema>;
 
 type Equal<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
