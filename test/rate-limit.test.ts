@@ -3,7 +3,8 @@
 // against a limiter of 30 per 10 s (vitest.config.mts) instead of wrangler.toml's 3 000.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { callerKey, MANAGEMENT_WINDOW_SECONDS } from "../src/core/rate-limit";
+import { callerOf } from "../src/core/principal";
+import { MANAGEMENT_WINDOW_SECONDS } from "../src/core/rate-limit";
 import { expectProblem } from "./hardening";
 import { type CallOptions, call as callAny, newKey, newOrg, sessionToken, verify } from "./helpers";
 
@@ -40,9 +41,7 @@ describe("management rate limit", () => {
     expect((await call("GET", "/v1/projects", { token })).status).toBe(200);
 
     await windowWithRoom(7_000);
-    await exhaust(
-      callerKey({ type: "user", organizationId: org.org, userId: user, isAdmin: true }),
-    );
+    await exhaust(callerOf({ type: "user", organizationId: org.org, userId: user, isAdmin: true }));
 
     const refused = await call("GET", "/v1/projects", { token });
     const problem = expectProblem(refused, 429);

@@ -9,7 +9,7 @@ import { fromBase64, seal, toBase64, unseal } from "./crypto";
 import { conflict, forbidden } from "./errors";
 import { hashKey } from "./key-material";
 import { findKey } from "./keys/find";
-import { hasScope, isAdmin, type Principal } from "./principal";
+import { callerOf, hasScope, isAdmin, type Principal } from "./principal";
 
 /** How long a first response is kept and replayed. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -91,13 +91,6 @@ export type Claim =
   | { kind: "mismatch" }
   /** The first request is still running (or was released a moment ago). */
   | { kind: "running" };
-
-/** Who a record belongs to: the user, or the API key, acting in its organization. */
-export function callerOf(principal: Principal): string {
-  if (principal.type === "user") return `user:${principal.userId}`;
-  if (principal.type === "api_key") return `key:${principal.keyId}`;
-  return `system:${principal.name}`;
-}
 
 const sealContext = (scope: IdempotencyScope) =>
   `idempotency:${scope.organizationId}:${scope.caller}:${scope.keyHash}`;

@@ -86,3 +86,18 @@ export function actorId(principal: Principal): string {
       return principal.name;
   }
 }
+
+/**
+ * Who is asking, as one string: a Clerk user in one organization, or an API key (a system
+ * job by name). What a caller's rate limit and idempotency records are keyed by.
+ */
+export function callerOf(principal: Principal): string {
+  switch (principal.type) {
+    case "user":
+      return `user:${principal.organizationId}:${principal.userId}`;
+    case "api_key":
+      return `key:${principal.keyId}`;
+    case "system":
+      return `system:${principal.name}`;
+  }
+}

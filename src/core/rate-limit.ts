@@ -1,20 +1,8 @@
 import { loggable, rateLimited } from "./errors";
-import type { Principal } from "./principal";
+import { callerOf, type Principal } from "./principal";
 
 /** The window of MANAGEMENT_RATE_LIMITER in wrangler.toml: a refused caller waits it out. */
 export const MANAGEMENT_WINDOW_SECONDS = 10;
-
-/** Who a management request counts against: one Clerk user in one org, or one API key. */
-export const callerKey = (principal: Principal): string => {
-  switch (principal.type) {
-    case "user":
-      return `user:${principal.organizationId}:${principal.userId}`;
-    case "api_key":
-      return `key:${principal.keyId}`;
-    case "system":
-      return `system:${principal.name}`;
-  }
-};
 
 /**
  * Management requests per caller, per location (the Workers Rate Limiting binding). Without
@@ -29,7 +17,7 @@ export async function enforceRateLimit(
   if (!limiter) return;
   let outcome: RateLimitOutcome;
   try {
-    outcome = await limiter.limit({ key: callerKey(principal) });
+    outcome = await limiter.limit({ key: callerOf(principal) });
   } catch (error) {
     console.error("rate limiter unavailable; request allowed:", loggable(error));
     return;

@@ -7,7 +7,7 @@ export const MAX_CREDITS = 1_000_000_000_000;
 
 import type { LimitSpec, RefillSpec } from "../db/columns";
 
-const DAY_MS = 86_400_000;
+import { DAY_MS } from "./time";
 
 /** How a key's credits are refilled (as stored in D1, src/db/columns.ts). */
 export type { RefillSpec } from "../db/columns";

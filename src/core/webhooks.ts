@@ -14,6 +14,7 @@ import { conflict, notFound } from "./errors";
 import { listPage, type PageRequest } from "./pagination";
 import { type Actor, type Principal, requireScope } from "./principal";
 import { findProject, webhookSecrets } from "./projects";
+import { iso } from "./time";
 
 export const ROTATED_EVENT = "api_key.rotated";
 /** Attempts before a delivery is given up as `failed`. */
@@ -31,8 +32,6 @@ export const DELIVERY_BATCH = 25;
  * that dies frees it). Longer than DELIVERY_TIMEOUT_MS, so no attempt outlives its lease.
  */
 export const LEASE_MS = 60_000;
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 

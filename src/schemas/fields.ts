@@ -149,4 +149,4 @@ export const WebhookUrlSchema = z
 export const toMs = (iso: string | null | undefined) =>
   iso === undefined ? undefined : iso === null ? null : (parseTimestamp(iso) ?? Number.NaN);
 
-export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+export { iso } from "../core/time";

@@ -1,4 +1,5 @@
 import type { Core } from "../context";
+import { DAY_MS } from "../time";
 
 /**
  * Retention, run by the cron: minute rows older than 7 days are folded into hour rows, hour
@@ -8,7 +9,6 @@ import type { Core } from "../context";
  */
 
 const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
 export const MINUTE_ROWS_KEPT_MS = 7 * DAY_MS;
 export const HOUR_ROWS_KEPT_MS = 400 * DAY_MS;
 export const MESSAGE_IDS_KEPT_MS = DAY_MS;

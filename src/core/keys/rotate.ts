@@ -6,13 +6,13 @@ import type { Core } from "../context";
 import { conflict, loggable } from "../errors";
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireScope } from "../principal";
+import { DAY_MS } from "../time";
 import { publishKey } from "../verify";
 import { lineageOf } from "../verify/cache";
 import { rotationDeliveryValues } from "../webhooks";
 import { findKey, type KeyPlace } from "./find";
 import {
   cappedExpiry,
-  DAY_MS,
   isChangeable,
   nextRotationAt,
   requireGrantable,

@@ -1,11 +1,11 @@
 // The rules every key operation shares: liveness, who may grant what, who may change what.
+
 import type { ApiKeyRow, KEY_SOURCES } from "../../db/schema";
 import { conflict, forbidden, invalid } from "../errors";
 import { hasScope, isAdmin, MANAGEMENT_SCOPES, type Principal, requireAdmin } from "../principal";
+import { DAY_MS } from "../time";
 
 export type KeySource = (typeof KEY_SOURCES)[number];
-
-export const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Not revoked, not expired, not past its grace: a key that can still be rotated. A revocation
