@@ -1,5 +1,6 @@
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type * as schema from "../db/schema";
+import type { IsolateView } from "./verify/feed";
 
 export type Database = DrizzleD1Database<typeof schema>;
 
@@ -15,6 +16,8 @@ export interface Core {
   waitUntil(promise: Promise<unknown>): void;
   /** "Now" in ms. Requests use the wall clock; cron runs use the controller's scheduledTime. */
   now(): number;
+  /** This isolate's caches and what it heard of changes (tests build other isolates). */
+  isolate: IsolateView;
 }
 
 export { defaultKeyPrefix } from "./config";
