@@ -68,7 +68,7 @@ export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
  * the revocation feed (feed.ts), not by this: it only bounds memory held by keys gone quiet,
  * and must stay below the feed's retention.
  */
-export const MEMORY_TTL_MS = 60_000;
+export const MEMORY_TTL_MS = 10_000;
 /**
  * While one verification refreshes an expired entry, the others keep its answer this long
  * at most, so a hot key costs one KV read per expiry, not one per concurrent request.
