@@ -9,7 +9,7 @@
 // Prints p50/p99/max per door; exit code 1 when any trial exceeds REVOCATION_BOUND_MS.
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
-import { startDevServer } from "./dev-server.mjs";
+import { jsonClient, startDevServer } from "./dev-server.mjs";
 
 const BOUND = 2_000; // wrangler.toml and wrangler.pair.toml: REVOCATION_BOUND_MS
 const TRIALS = Number(process.env.E2E_TRIALS ?? 50);
@@ -29,18 +29,7 @@ const token = execFileSync(process.execPath, ["scripts/token.mjs", "--org", "org
   .toString()
   .trim();
 
-async function request(method, path, body, bearer = token) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }),
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
+const request = jsonClient(server.url, token);
 
 /** B's two doors; every check asks for the `read` scope, so narrowing scopes is a refusal. */
 const doors = {
