@@ -11,6 +11,7 @@ import { IsolateView, verifyKey } from "../src/core/verify";
 import { kvKey } from "../src/core/verify/cache";
 import { announceChanges } from "../src/core/verify/feed";
 import { rotateDueKeys, sweepExpiredGrace } from "../src/cron";
+import { FEED_PAGE, type FeedEntry } from "../src/durable/revocation-feed";
 import worker from "../src/index";
 import { storageDuring } from "./bindings";
 import { d1Snapshot, expectProblem } from "./hardening";
@@ -251,6 +252,16 @@ describe("stale KV, idle isolates, retention overrun", () => {
     );
     b.wait(BOUND);
     expect(await b.code(key.key)).toBe("REVOKED");
+  });
+
+  it("a new isolate reads every retained entry, a page at a time", async () => {
+    const shard = env.REVOCATION_FEED.get(env.REVOCATION_FEED.idFromName("shard-7"));
+    const entries = Array.from({ length: FEED_PAGE + 5 }, (_, i): FeedEntry => [`h${i}`, 2]);
+    await shard.announce(entries);
+    const c = isolate({ shard: 7 });
+    expect(await c.view.poll(c.core)).toBe(true);
+    expect([c.view.minVersion("h0"), c.view.minVersion(`h${FEED_PAGE + 4}`)]).toEqual([2, 2]);
+    expect(c.view.requests).toBe(2);
   });
 
   it("announced but not committed: D1 answers and nothing is cached until the commit", async () => {
