@@ -44,9 +44,6 @@ export async function rotateDueKeys(core: Core): Promise<number> {
     .from(apiKeys)
     .where(inArray(apiKeys.id, fairBatch(apiKeys, columns, isDue, ROTATION_BATCH)))
     .orderBy(asc(apiKeys.nextRotationAt));
-  // The whole batch in one append per feed shard (nothing rotates if that fails); each
-  // rotation then commits on the version announced here, or loses a race (409, skipped).
-  await announceChanges(core, due);
   let rotated = 0;
   const failures: unknown[] = [];
   for (const key of due) {
@@ -60,7 +57,6 @@ export async function rotateDueKeys(core: Core): Promise<number> {
         },
         key,
         SCHEDULED_GRACE_MS,
-        true,
       );
       rotated++;
     } catch (error) {

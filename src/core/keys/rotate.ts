@@ -60,14 +60,7 @@ export function lostRotationRace(error: unknown): boolean {
  * key, its audit event and its webhook delivery are written only if that claim succeeded —
  * all in one atomic batch. Losers get a 409.
  */
-export async function rotateRow(
-  core: Core,
-  actor: Actor,
-  old: ApiKeyRow,
-  graceMs: number,
-  /** The caller already announced `old` at this version (a batch, in one append). */
-  announced = false,
-) {
+export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceMs: number) {
   const now = core.now();
   // A disabled key can be rotated: its successor inherits `enabled`, like every field.
   if (!isChangeable(old, now)) {
@@ -155,7 +148,7 @@ export async function rotateRow(
       : undefined;
 
   // The old key's new grace end is a change: announced before it commits (503 if it cannot be).
-  if (!announced) await announceChanges(core, [old]);
+  await announceChanges(core, [old]);
   let claimed: ApiKeyRow | undefined;
   try {
     const results = await core.db.batch(
