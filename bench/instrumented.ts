@@ -5,10 +5,13 @@ import type { ExecutionContext } from "@cloudflare/workers-types";
 import worker, { KeyService as ShippedKeyService } from "../src/index";
 
 // The usage object is Keygate's own class: the binding names it in the bench's config too.
-export { KeyUsage } from "../src/index";
+export { KeyUsage, RevocationFeed } from "../src/index";
 
-/** Storage reads, and `usage`: KeyUsage objects asked (one per limited verification). */
-const reads = { kv: 0, d1: 0, usage: 0 };
+/**
+ * Storage reads, `usage`: KeyUsage objects asked (one per limited verification), and `feed`:
+ * RevocationFeed shards asked (background polls, and announcements of changes).
+ */
+const reads = { kv: 0, d1: 0, usage: 0, feed: 0 };
 
 function countD1(db: D1Database): D1Database {
   return new Proxy(db, {
@@ -39,14 +42,14 @@ function countKv(kv: KVNamespace): KVNamespace {
   });
 }
 
-function countUsage(namespace: Env["KEY_USAGE"]): Env["KEY_USAGE"] {
+function countObjects<N extends object>(namespace: N, counter: "usage" | "feed"): N {
   return new Proxy(namespace, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
       if (property !== "get") return value.bind(target);
       return (...args: unknown[]) => {
-        reads.usage++;
+        reads[counter]++;
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
@@ -60,12 +63,14 @@ function counted(env: Env): Env {
   if (!view) {
     const db = countD1(env.DB);
     const kv = countKv(env.KEY_CACHE);
-    const usage = countUsage(env.KEY_USAGE);
+    const usage = countObjects(env.KEY_USAGE, "usage");
+    const feed = countObjects(env.REVOCATION_FEED, "feed");
     view = new Proxy(env, {
       get(target, property, receiver) {
         if (property === "DB") return db;
         if (property === "KEY_CACHE") return kv;
         if (property === "KEY_USAGE") return usage;
+        if (property === "REVOCATION_FEED") return feed;
         return Reflect.get(target, property, receiver);
       },
     });

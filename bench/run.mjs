@@ -35,7 +35,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const COLD_KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1500);
 /** Must match MEMORY_TTL_MS and KV_TTL_SECONDS in src/core/verify/cache.ts. */
 const MEMORY_TTL_MS = 10_000;
-const KV_TTL_MS = 60_000;
+const KV_TTL_MS = 600_000;
 const COUNT_REQUESTS = 500;
 const COUNT_COLD_KEYS = 100;
 const FORBIDDEN_PORT = 8787; // the developer's own `npm start`
@@ -291,6 +291,7 @@ async function readsPer(base, requests, send) {
     kv: round((after.kv - before.kv) / requests),
     d1: round((after.d1 - before.d1) / requests),
     usage: round((after.usage - before.usage) / requests),
+    feed: round(((after.feed ?? 0) - (before.feed ?? 0)) / requests, 3),
   };
 }
 
@@ -427,6 +428,7 @@ async function main() {
   const rpc = {};
   log("RPC scenarios (consumer → env.KEYGATE):");
   const beforeTimed = await stats(both.base);
+  const timedStart = Date.now();
   [rpc.noop, rpc.warm, rpc.malformed, rpc.limited] = await interleaved([
     { name: "RPC no-op (ping())", url: `${both.base}/noop` },
     { name: "RPC verify, warm", url: `${both.base}/protected`, headers: bearer(warmKey) },
@@ -448,6 +450,12 @@ async function main() {
   const steady = {
     kv: round((afterTimed.kv - beforeTimed.kv) / rpc.warm.requests, 5),
     d1: round((afterTimed.d1 - beforeTimed.d1) / rpc.warm.requests, 5),
+    feed: round((afterTimed.feed - beforeTimed.feed) / rpc.warm.requests, 5),
+    // One Keygate isolate in this session: the revocation feed's background polls per second.
+    feedPerSecond: round(
+      ((afterTimed.feed ?? 0) - (beforeTimed.feed ?? 0)) / ((Date.now() - timedStart) / 1000),
+      3,
+    ),
   };
 
   log("counting storage reads per request (at the bindings)…");
@@ -528,6 +536,7 @@ async function main() {
     kv_reads_per_request: storage?.kv ?? null,
     d1_reads_per_request: storage?.d1 ?? null,
     usage_calls_per_request: storage?.usage ?? null,
+    feed_calls_per_request: storage?.feed ?? null,
   }));
   const targets = [
     ["HTTP warm verify p50 ≤ 1.3× no-op p50", rows[1].p50_vs_floor <= 1.3],
@@ -550,6 +559,10 @@ async function main() {
         reads.httpLimited.usage === 1 &&
         reads.rpcLimited.usage === 1,
     ],
+    [
+      "revocation feed: at most one background request per isolate per REVOCATION_BOUND_MS / 2 (≤ 1/s)",
+      reads.steadyRpcWarm.feedPerSecond <= 1.05,
+    ],
     ...limitedFigures(rows, previous),
   ].map(([target, met]) => ({ target, met }));
 
@@ -566,7 +579,9 @@ async function main() {
       `(${COUNT_REQUESTS} requests; ${COUNT_COLD_KEYS} fresh keys for cold/KV).\n` +
       `Steady state over the timed RPC run: ${reads.steadyRpcWarm.kv} KV and ` +
       `${reads.steadyRpcWarm.d1} D1 reads per warm verify (memory refresh every 10 s, ` +
-      "KV record every 60 s).",
+      "KV record every 10 min); revocation feed: " +
+      `${reads.steadyRpcWarm.feedPerSecond} background requests per second from the one ` +
+      `Keygate isolate (${reads.steadyRpcWarm.feed} per warm verify).`,
   );
   writeFileSync(
     RESULTS,

@@ -124,3 +124,22 @@ export async function startDevServer({ log = () => {}, configs = [] } = {}) {
   }
   return { url, port, persistTo, stop, output: () => output };
 }
+
+/**
+ * A JSON client for a dev server: `api(method, path, body?, bearer?)` → { status, body }.
+ * `bearer` defaults to `token`; null sends no Authorization header (verify needs none).
+ */
+export function jsonClient(url, token) {
+  return async function api(method, path, body, bearer = token) {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+}

@@ -5,7 +5,7 @@
 //   npm run test:e2e-analytics
 // Exit code 1 on the first broken expectation.
 import { execFileSync } from "node:child_process";
-import { startDevServer } from "./dev-server.mjs";
+import { jsonClient, startDevServer } from "./dev-server.mjs";
 
 const log = (...args) => console.log("[analytics]", ...args);
 
@@ -23,19 +23,7 @@ const token = execFileSync(process.execPath, ["scripts/token.mjs", "--org", "org
   .toString()
   .trim();
 
-/** `bearer` null: no Authorization header (verify needs none). */
-async function api(method, path, body, bearer = token) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }),
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
+const api = jsonClient(server.url, token);
 
 const verify = async (key, extra = {}) =>
   (await api("POST", "/v1/keys/verify", { key, ...extra }, null)).body.code;

@@ -4,6 +4,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { assertConfigured } from "./core/config";
 import type { Core, Database } from "./core/context";
 import { withStorageFaults } from "./core/storage-faults";
+import { type IsolateView, isolateView } from "./core/verify/feed";
 import * as schema from "./db/schema";
 
 // Building a drizzle instance walks the whole schema: do it once per D1 binding, not per
@@ -22,6 +23,8 @@ function databaseFor(d1: D1Database): Database {
 export interface DoorOptions {
   /** "Now" in ms: the wall clock for requests, the controller's scheduledTime for cron. */
   now?: () => number;
+  /** Another isolate's caches, in tests; the module's own by default. */
+  isolate?: IsolateView;
 }
 
 export function createCore(
@@ -37,5 +40,6 @@ export function createCore(
     db: databaseFor(guarded.DB),
     waitUntil: (promise) => ctx.waitUntil(promise.catch(() => undefined)),
     now: options.now ?? Date.now,
+    isolate: options.isolate ?? isolateView,
   };
 }

@@ -1,11 +1,11 @@
-import { and, asc, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
 import { createCore } from "./context";
 import { applyRetention } from "./core/analytics/retention";
 import type { Core } from "./core/context";
 import { isDomainError, loggable } from "./core/errors";
 import { sweepIdempotencyKeys } from "./core/idempotency";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./core/keys";
-import { publishKey } from "./core/verify";
+import { announceChanges, publishKey } from "./core/verify";
 import { deliverDue } from "./core/webhooks";
 import { fairBatch } from "./db/fair";
 import { apiKeys } from "./db/schema";
@@ -72,8 +72,9 @@ export async function rotateDueKeys(core: Core): Promise<number> {
 
 /**
  * Keys past their grace become revoked (stamped at the grace end) and their caches refreshed.
- * One statement with the batch as a subquery: a list of ids would need a bound parameter
- * each, and D1 refuses more than 100 in a query.
+ * The batch is read, announced to the revocation feed in one append per shard (nothing is
+ * stamped if that fails), then stamped in one atomic batch of conditional updates, each on
+ * the version it announced: a key changed meanwhile is left for the next run.
  */
 export async function sweepExpiredGrace(core: Core): Promise<number> {
   const now = core.now();
@@ -82,17 +83,34 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
     lte(apiKeys.graceExpiresAt, now),
     isNull(apiKeys.revokedAt),
   );
-  const batch = core.db
-    .select({ id: apiKeys.id })
+  const batch = await core.db
+    .select({
+      id: apiKeys.id,
+      organizationId: apiKeys.organizationId,
+      keyHash: apiKeys.keyHash,
+      version: apiKeys.version,
+    })
     .from(apiKeys)
     .where(pastGrace)
     .orderBy(asc(apiKeys.graceExpiresAt))
     .limit(SWEEP_BATCH);
-  const swept = await core.db
-    .update(apiKeys)
-    .set({ revokedAt: sql`${apiKeys.graceExpiresAt}`, updatedAt: now })
-    .where(and(inArray(apiKeys.id, batch), pastGrace))
-    .returning();
+  const [first, ...rest] = batch.map((key) =>
+    core.db
+      .update(apiKeys)
+      .set({ revokedAt: sql`${apiKeys.graceExpiresAt}`, updatedAt: now, version: key.version + 1 })
+      .where(
+        and(
+          eq(apiKeys.organizationId, key.organizationId),
+          eq(apiKeys.id, key.id),
+          eq(apiKeys.version, key.version),
+          pastGrace,
+        ),
+      )
+      .returning(),
+  );
+  if (!first) return 0;
+  await announceChanges(core, batch);
+  const swept = (await core.db.batch([first, ...rest])).flat();
   await Promise.all(swept.map((key) => publishKey(core, key)));
   return swept.length;
 }

@@ -3,6 +3,7 @@ import { createApp } from "./http/app";
 import { runQueue } from "./queue";
 
 export { KeyUsage } from "./durable/key-usage";
+export { RevocationFeed } from "./durable/revocation-feed";
 export type { VerifyCode, VerifyOptions, VerifyResult } from "./rpc/key-service";
 export { KeyService } from "./rpc/key-service";
 

@@ -68,3 +68,21 @@ describe("KEY_PREFIX is checked", () => {
     await waitOnExecutionContext(ctx);
   });
 });
+
+describe("REVOCATION_BOUND_MS is checked like KEY_PREFIX", () => {
+  for (const bad of ["999", "60001", "2s", "-2000", "2000.5", " 2000"]) {
+    it(`answers with a clear configuration problem for REVOCATION_BOUND_MS ${JSON.stringify(bad)}`, async () => {
+      const answered = await callWith({ REVOCATION_BOUND_MS: bad }, "GET", "/healthz");
+      expect(answered.status).toBe(500);
+      expect(answered.headers.get("content-type")).toContain("application/problem+json");
+      expect(answered.body.detail).toContain("REVOCATION_BOUND_MS");
+      expect(answered.body.detail).toContain(JSON.stringify(bad));
+    });
+  }
+
+  it("accepts 1 000 to 60 000, and no value at all (the default, 2 000)", async () => {
+    for (const ok of ["1000", "2000", "60000", ""]) {
+      expect((await callWith({ REVOCATION_BOUND_MS: ok }, "GET", "/healthz")).status, ok).toBe(200);
+    }
+  });
+});

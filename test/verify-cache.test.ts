@@ -160,8 +160,8 @@ describe("refreshing an expired memory entry", () => {
   it("a change published while a lookup is reading wins over what the lookup read", async () => {
     const { admin, project } = await newOrg();
     const key = await newKey(admin, project.id);
-    // Filled 20 s ago by the clock of this core: expired now.
-    const past = manualCore(Date.now() - 20_000);
+    // Filled longer ago than the memory TTL by the clock of this core: expired now.
+    const past = manualCore(Date.now() - MEMORY_TTL_MS - 10_000);
     await verifyKey(past.core, key.key);
     await past.settle();
     const stale = await kvRecord(key.key);

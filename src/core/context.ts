@@ -1,4 +1,5 @@
 import type { Database } from "../db/database";
+import type { IsolateView } from "./verify/feed";
 
 export type { Database } from "../db/database";
 
@@ -14,6 +15,8 @@ export interface Core {
   waitUntil(promise: Promise<unknown>): void;
   /** "Now" in ms. Requests use the wall clock; cron runs use the controller's scheduledTime. */
   now(): number;
+  /** This isolate's caches and what it heard of changes (tests build other isolates). */
+  isolate: IsolateView;
 }
 
 export { defaultKeyPrefix } from "./config";

@@ -95,6 +95,11 @@ export const apiKeys = sqliteTable(
     creditsVersion: integer("credits_version"),
     /** The KeyUsage object shared with rotation successors: the first key's id, copied on. */
     lineageId: text("lineage_id"),
+    /**
+     * Bumped by every change to the key's verdict inputs (a conditional update on the version
+     * read), after the revocation feed has announced the new version (docs/revocation.md).
+     */
+    version: integer("version").notNull().default(0),
   },
   (t) => [
     index("api_keys_org_seq").on(t.organizationId, t.seq),

@@ -2,11 +2,11 @@
 // verifier key in `Authorization` pins the answers to its tenant (SPEC Part 2).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { authenticateVerifier } from "../core/authenticate";
-import { VERIFY_CODES, verifyAndCount } from "../core/verify";
+import { verifyAndCount } from "../core/verify";
 import { countMiss } from "../http/auth";
 import { bodyErrorResponses, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import type { AppEnv } from "../http/router";
-import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID, InstantSchema } from "../schemas/fields";
+import { EXAMPLE_ORGANIZATION_ID, EXAMPLE_PROJECT_ID } from "../schemas/fields";
 import { IP_ADDRESS_PATTERN } from "../schemas/governance";
 import { VerifyOptionsSchema, VerifyResultSchema } from "../schemas/verify";
 

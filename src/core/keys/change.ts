@@ -5,7 +5,7 @@ import type { Core } from "../context";
 import { conflict, invalid } from "../errors";
 import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
 import { type Actor, requireOrganization, requireScope } from "../principal";
-import { publishKey } from "../verify";
+import { announceChanges, publishKey } from "../verify";
 import { findKey, type KeyPlace } from "./find";
 import {
   boundedExpiry,
@@ -27,18 +27,40 @@ export interface UpdateKeyInput {
   governance?: GovernanceInput | undefined;
 }
 
-/** The row, where it still is what `key` says: same organization, id, and still live. */
+/** Tries before a change that keeps losing version races to others gives up (409). */
+const CHANGE_ATTEMPTS = 3;
+
+/**
+ * The row, where it still is what `key` says: same organization, id, version (nothing
+ * changed it since it was read and announced), and still live.
+ */
 const stillLive = (key: ApiKeyRow, now: number) =>
   and(
     eq(apiKeys.organizationId, key.organizationId),
     eq(apiKeys.id, key.id),
+    eq(apiKeys.version, key.version),
     isNull(apiKeys.revokedAt),
     isNull(apiKeys.replacedByKeyId),
     or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
     or(isNull(apiKeys.graceExpiresAt), gt(apiKeys.graceExpiresAt, now)),
   );
 
+/**
+ * Change a key: announced to the revocation feed first (refused with 503 if it cannot be),
+ * then committed on the version that was announced. A change that lost the version race to
+ * another is tried again from a fresh read, CHANGE_ATTEMPTS times at most.
+ */
 export async function updateKey(core: Core, actor: Actor, keyId: string, input: UpdateKeyInput) {
+  for (let attempt = 1; ; attempt++) {
+    const row = await updateOnce(core, actor, keyId, input);
+    if (row) return row;
+    if (attempt === CHANGE_ATTEMPTS) {
+      throw conflict("The key was revoked, replaced or expired while it was being changed.");
+    }
+  }
+}
+
+async function updateOnce(core: Core, actor: Actor, keyId: string, input: UpdateKeyInput) {
   const { principal } = actor;
   requireScope(principal, "keys:write");
   const key = await findKey(core, principal, keyId);
@@ -94,12 +116,13 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
   Object.assign(changes, governance);
   if (Object.keys(changes).length === 0) return key;
 
+  await announceChanges(core, [key]);
   const row = await auditedChange<ApiKeyRow>(
     core,
     actor,
     core.db
       .update(apiKeys)
-      .set({ ...changes, updatedAt: now })
+      .set({ ...changes, updatedAt: now, version: key.version + 1 })
       .where(stillLive(key, now))
       .returning(),
     {
@@ -110,9 +133,7 @@ export async function updateKey(core: Core, actor: Actor, keyId: string, input: 
       metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
     },
   );
-  if (!row) {
-    throw conflict("The key was revoked, replaced or expired while it was being changed.");
-  }
+  if (!row) return null;
   await publishKey(core, row);
   return row;
 }
@@ -150,17 +171,24 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
   requireGrantable(principal, key.scopes, "revoke a key with");
   const now = core.now();
   let row = key;
-  if (key.revokedAt === null) {
+  // Announced, then committed on the announced version; a lost version race reads again.
+  for (let attempt = 1; row.revokedAt === null; attempt++) {
+    if (attempt > CHANGE_ATTEMPTS) {
+      throw conflict("The key kept changing while it was being revoked; try again.");
+    }
+    const current = row;
+    await announceChanges(core, [current]);
     const revoked = await auditedChange<ApiKeyRow>(
       core,
       actor,
       core.db
         .update(apiKeys)
-        .set({ revokedAt: now, nextRotationAt: null, updatedAt: now })
+        .set({ revokedAt: now, nextRotationAt: null, updatedAt: now, version: current.version + 1 })
         .where(
           and(
-            eq(apiKeys.organizationId, key.organizationId),
-            eq(apiKeys.id, key.id),
+            eq(apiKeys.organizationId, current.organizationId),
+            eq(apiKeys.id, current.id),
+            eq(apiKeys.version, current.version),
             isNull(apiKeys.revokedAt),
           ),
         )

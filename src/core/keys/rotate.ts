@@ -7,7 +7,7 @@ import { conflict, loggable } from "../errors";
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireScope } from "../principal";
 import { DAY_MS } from "../time";
-import { publishKey } from "../verify";
+import { announceChanges, publishKey } from "../verify";
 import { lineageOf } from "../verify/cache";
 import { rotationDeliveryValues } from "../webhooks";
 import { findKey, type KeyPlace } from "./find";
@@ -87,6 +87,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     // One usage state for the whole lineage: the successor spends the same credits and
     // windows (the credits' version is copied too, so nothing is adopted or refilled).
     lineageId: lineageOf(old),
+    // A new key: nothing was ever cached or announced of it.
+    version: 0,
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(old.rotationIntervalDays, now),
     // Rotated by an API key, the successor never outlives that key.
@@ -102,6 +104,7 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
       revokedAt: graceMs === 0 ? now : null,
       nextRotationAt: null,
       updatedAt: now,
+      version: old.version + 1,
     })
     .where(
       and(
@@ -112,6 +115,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
         // The successor copies `old`: if the row changed since it was read (a PATCH of its
         // scopes, expiry or webhook URL), the copy would resurrect what was just changed.
         eq(apiKeys.updatedAt, old.updatedAt),
+        // The version the feed was told is about to end.
+        eq(apiKeys.version, old.version),
       ),
     )
     .returning();
@@ -142,6 +147,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
         )
       : undefined;
 
+  // The old key's new grace end is a change: announced before it commits (503 if it cannot be).
+  await announceChanges(core, [old]);
   let claimed: ApiKeyRow | undefined;
   try {
     const results = await core.db.batch(

@@ -1,5 +1,6 @@
 import type { ApiKeyRow } from "../../db/schema";
 import type { Core } from "../context";
+import { loggable } from "../errors";
 import type { KeyMeta, RateLimitRule } from "../governance";
 import type { CreditsSpec } from "../usage";
 
@@ -24,6 +25,8 @@ export interface KeyRecord {
   /** As D1 last set them; the KeyUsage object holds the live balance. */
   credits: CreditsSpec | null;
   lineageId: string;
+  /** The row's version: usable only while no newer one has been announced (feed.ts). */
+  version: number;
 }
 
 /** The credits a row sets, as the usage object takes them; null = unlimited. */
@@ -59,12 +62,13 @@ export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
   ratelimits: row.ratelimits,
   credits: creditsSpecOf(row),
   lineageId: lineageOf(row),
+  version: row.version,
 });
 
 /**
- * Memory entries live this long; past it the isolate asks KV again. This is also how long
- * another isolate of the same location can keep answering from its copy after a change
- * (plus REFRESH_GRACE_MS at most, while a refresh is in flight).
+ * Memory entries live this long; past it the isolate asks KV again. Staleness is bounded by
+ * the revocation feed (feed.ts), not by this: it only bounds memory held by keys gone quiet,
+ * and must stay below the feed's retention.
  */
 export const MEMORY_TTL_MS = 10_000;
 /**
@@ -74,12 +78,12 @@ export const MEMORY_TTL_MS = 10_000;
 export const REFRESH_GRACE_MS = 2_000;
 const MEMORY_CAPACITY = 10_000;
 /**
- * KV records expire after this long (KV's minimum). Every change overwrites the record at
- * once; the expiry bounds the races KV cannot prevent (it has no conditional write): a
- * verification that read D1 just before a revoke and fills KV just after it, or two changes
- * publishing out of order. Either can leave a stale record for at most this long.
+ * KV records expire after this long. Every change overwrites the record at once, and a stale
+ * record (a fill racing a change, KV serving an old copy) is never used by an isolate that
+ * heard of the change: its version is lower. The feed keeps announcements longer than this
+ * (FEED_RETENTION_MS), so every stale record has expired before its announcement is dropped.
  */
-export const KV_TTL_SECONDS = 60;
+export const KV_TTL_SECONDS = 600;
 /** KV accepts one write a second per key; a second write sooner may be refused. */
 export const KV_WRITE_INTERVAL_MS = 1_100;
 
@@ -94,13 +98,20 @@ interface MemoryEntry {
 export type MemorySnapshot = MemoryEntry | undefined;
 
 /** A bounded LRU with a TTL, per isolate. Map keeps insertion order: re-insert on hit. */
-class MemoryCache {
+export class MemoryCache {
   private readonly entries = new Map<string, MemoryEntry>();
 
-  /** The cached record; undefined sends the caller to KV/D1 (one caller per expiry). */
-  get(hash: string, now: number): KeyRecord | undefined {
+  /**
+   * The cached record; undefined sends the caller to KV/D1 (one caller per expiry). A record
+   * below `minVersion` (a change was announced since) is dropped.
+   */
+  get(hash: string, now: number, minVersion: number): KeyRecord | undefined {
     const entry = this.entries.get(hash);
     if (!entry) return undefined;
+    if (entry.record.version < minVersion) {
+      this.entries.delete(hash);
+      return undefined;
+    }
     if (now - entry.storedAt <= MEMORY_TTL_MS) {
       this.entries.delete(hash);
       this.entries.set(hash, entry);
@@ -186,7 +197,9 @@ function isKeyRecord(value: unknown): value is KeyRecord {
     (r.ipAllowlist === null || Array.isArray(r.ipAllowlist)) &&
     (r.ratelimits === null || Array.isArray(r.ratelimits)) &&
     isObjectOrNull(r.credits) &&
-    typeof r.lineageId === "string"
+    typeof r.lineageId === "string" &&
+    // A record from before versions: a miss, so D1 answers and refills it.
+    typeof r.version === "number"
   );
 }
 
@@ -197,20 +210,23 @@ export async function writeKvRecord(core: Core, hash: string, record: KeyRecord)
 }
 
 /**
- * After a change has been written to D1: overwrite the local entry and the KV record. The
- * change holds at once in this isolate, in the other isolates of this location within
- * MEMORY_TTL_MS, and everywhere once KV has propagated (up to 60 s).
+ * After a change has been announced and written to D1: overwrite the local entry and the KV
+ * record, so the next reads need not go to D1. The bound does not rest on this: every
+ * isolate that heard the announcement refuses the older records anyway, so a KV write that
+ * fails is logged, not an error (the change is committed and known).
  */
 export async function publishKey(core: Core, row: ApiKeyRow): Promise<void> {
   const record = toKeyRecord(row);
-  memoryCache.set(row.keyHash, record, core.now());
+  core.isolate.memory.set(row.keyHash, record, core.now());
   try {
     await writeKvRecord(core, row.keyHash, record);
   } catch (error) {
-    // A stale KV record could keep a revoked key alive until it expires: drop it so the next
-    // read falls through to D1, and surface the failure if even that fails.
-    await core.env.KEY_CACHE.delete(kvKey(row.keyHash)).catch(() => {
-      throw error;
-    });
+    // Drop the older record so the next reads fill KV from D1; if that fails too, it is
+    // refused for its version until it expires.
+    try {
+      await core.env.KEY_CACHE.delete(kvKey(row.keyHash));
+    } catch {
+      console.error(`key ${row.id} committed; refreshing its KV record failed:`, loggable(error));
+    }
   }
 }

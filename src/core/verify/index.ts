@@ -1,5 +1,6 @@
 export { type KeyRecord, memoryCache, publishKey } from "./cache";
 export { verifyAndCount } from "./count";
+export { announceChanges, type ChangingKey, IsolateView, isolateView } from "./feed";
 export type { VerifyOptions, VerifyPin } from "./options";
 export {
   VERIFY_CODES,

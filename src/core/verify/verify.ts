@@ -13,7 +13,6 @@ import {
   type KeyRecord,
   KV_WRITE_INTERVAL_MS,
   kvKey,
-  memoryCache,
   readKvRecord,
   toKeyRecord,
   writeKvRecord,
@@ -142,7 +141,13 @@ export async function verifyKey(
   }
   const hash = await hashKey(key);
   const now = core.now();
-  const found = memoryCache.get(hash, now) ?? (await lookup(core, hash, now));
+  const view = core.isolate;
+  // Warm: true at once (no await, no binding call). Past the bound without news: a poll.
+  const usable = view.cachesUsable(core);
+  const cachesOk = typeof usable === "boolean" ? usable : await usable;
+  const found =
+    (cachesOk ? view.memory.get(hash, now, view.minVersion(hash)) : undefined) ??
+    (await lookup(core, hash, now, cachesOk));
   // Another tenant's key under a pin is no key at all: nothing about it is told or counted.
   const record = found && (await withinPin(core, found, options, context.pin)) ? found : null;
   if (!record) return { result: rejected("NOT_FOUND"), record: null };
@@ -211,19 +216,33 @@ async function reaches(core: Core, record: KeyRecord, projectId: string): Promis
   return (await projectOwner(core, projectId, record)) === record.organizationId;
 }
 
-/** Memory missed: KV, then D1 (the truth). Fills the tiers above on the way back. */
-async function lookup(core: Core, hash: string, now: number): Promise<KeyRecord | null> {
-  const seen = memoryCache.snapshot(hash);
+/**
+ * Memory missed: KV, then D1 (the truth). Fills the tiers above on the way back. `cachesOk`
+ * false (the isolate has not heard the feed within the bound): D1 alone answers. A KV record
+ * older than an announced change is passed over; a D1 row older than one (its change is
+ * announced but not committed yet) answers but is not cached.
+ */
+async function lookup(
+  core: Core,
+  hash: string,
+  now: number,
+  cachesOk: boolean,
+): Promise<KeyRecord | null> {
+  const view = core.isolate;
+  const memory = view.memory;
+  const seen = memory.snapshot(hash);
   let kvFailed = false;
-  try {
-    const fromKv = await readKvRecord(core, hash);
-    if (fromKv) {
-      memoryCache.fill(hash, fromKv, now, seen);
-      return fromKv;
+  if (cachesOk) {
+    try {
+      const fromKv = await readKvRecord(core, hash);
+      if (fromKv && fromKv.version >= view.minVersion(hash)) {
+        memory.fill(hash, fromKv, now, seen);
+        return fromKv;
+      }
+    } catch {
+      // KV is only a cache: D1 still answers.
+      kvFailed = true;
     }
-  } catch {
-    // KV is only a cache: D1 still answers.
-    kvFailed = true;
   }
 
   let row: typeof apiKeys.$inferSelect | undefined;
@@ -231,16 +250,20 @@ async function lookup(core: Core, hash: string, now: number): Promise<KeyRecord 
     row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
   } catch {
     // Fail closed: an expired entry is no answer, and nobody keeps serving it.
-    memoryCache.abandon(hash, seen);
+    memory.abandon(hash, seen);
     throw unavailable("Key storage is unavailable; the key could not be verified.");
   }
   // Unknown keys are not written anywhere: junk traffic cannot fill the caches.
   if (!row) {
-    memoryCache.abandon(hash, seen);
+    memory.abandon(hash, seen);
     return null;
   }
   const record = toKeyRecord(row);
-  memoryCache.fill(hash, record, now, seen);
+  if (record.version < view.minVersion(hash)) {
+    memory.abandon(hash, seen);
+    return record;
+  }
+  memory.fill(hash, record, now, seen);
   if (!kvFailed) core.waitUntil(fillKv(core, hash, record));
   return record;
 }
