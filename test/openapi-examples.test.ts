@@ -91,9 +91,24 @@ describe("the try-it examples of /docs", () => {
     });
     const deliveryId = deliveries.body.webhook_deliveries[0].id as string;
 
+    /** An identity of its own per operation (one may delete it), with credits to adjust. */
+    let identities = 0;
+    const exampleIdentity = async () => {
+      const created = await call("POST", "/v1/identities", {
+        token: org.admin,
+        body: {
+          external_id: `docs-example-${++identities}`,
+          credits: { remaining: 1000, refill: null },
+        },
+      });
+      expect(created.status, created.text).toBe(201);
+      return created.body as { id: string };
+    };
+
     const answers: string[] = [];
     for (const { method, path, operation } of operations()) {
       const key = await exampleKey();
+      const identity = await exampleIdentity();
       const realIds: Record<string, string> = {
         id: org.project.id,
         projectId: org.project.id,
@@ -104,6 +119,7 @@ describe("the try-it examples of /docs", () => {
         keyID: key.id,
         keyId: key.id,
         deliveryId,
+        identityID: identity.id,
       };
       // Parameters as /docs fills them: a value from the parameter's or its schema's example,
       // default or first enum member; an optional one without a value is left out.

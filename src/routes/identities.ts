@@ -145,7 +145,15 @@ const patch = createRoute({
   description: `\`external_id\`, \`meta\`, \`ratelimits\`, \`credits\`; \`null\` clears one (not \`external_id\`). \`credits\` sets the live balance. ${access}`,
   request: {
     params: IdentityParams,
-    body: jsonBody(z.strictObject({ external_id: ExternalIdSchema.optional(), ...identityFields })),
+    body: jsonBody(
+      z.strictObject({
+        external_id: ExternalIdSchema.optional().openapi({
+          description: "A new owner id, unique in the organization (409 otherwise).",
+          example: "user_5678",
+        }),
+        ...identityFields,
+      }),
+    ),
   },
   responses: { 200: jsonResponse(IdentitySchema, "The updated identity."), ...writeErrorResponses },
 });

@@ -4110,8 +4110,8 @@ export interface paths {
                 content: {
                     "application/json": {
                         /**
-                         * @description The key's owner in your own system.
-                         * @example user_1234
+                         * @description A new owner id, unique in the organization (409 otherwise).
+                         * @example user_5678
                          */
                         external_id?: string;
                         /**
