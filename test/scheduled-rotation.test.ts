@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hashKey } from "../src/core/key-material";
-import { ROTATION_BATCH, SWEEP_BATCH } from "../src/cron";
+import { ROTATION_BATCH, SWEEP_BATCH } from "../src/core/keys";
 import { call, iso, newKey, newOrg, runCron, sessionToken, verify } from "./helpers";
 
 const MINUTE = 60_000;

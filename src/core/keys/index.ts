@@ -6,3 +6,4 @@ export { type CreateKeyInput, createKey } from "./issue";
 export { type KeyFilter, listKeys } from "./list";
 export { lostRotationRace, rotateKey, rotateRow, SCHEDULED_GRACE_MS } from "./rotate";
 export { isActive, isChangeable, isLive, type KeySource, mayChangeKey } from "./rules";
+export { ROTATION_BATCH, rotateDueKeys, SWEEP_BATCH, sweepExpiredGrace } from "./scheduled";
