@@ -3,8 +3,9 @@
 // (HTTP and RPC) and the real KeyUsage Durable Object.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { listedCredits } from "../src/core/keys";
 import { DAY, getKey, type Org, patch, verifyMany } from "./governance-harness";
-import { call, newKey, newOrg, verify } from "./helpers";
+import { call, newKey, newOrg, until, verify } from "./helpers";
 
 describe("POST /v1/api-keys/{keyID}/credits", () => {
   let org: Org;
@@ -130,5 +131,100 @@ describe("refill at the boundary instant", () => {
       code: "VALID",
       credits: { remaining: 4, refill_at: new Date(Date.UTC(year, 4, 31)).toISOString() },
     });
+  });
+});
+
+describe("balances in lists", () => {
+  let org: Org;
+  beforeAll(async () => {
+    org = await newOrg("gov_listed");
+  });
+
+  /** env.KEY_USAGE that counts the objects a request reaches. */
+  function countedUsage() {
+    const counted = { gets: 0 };
+    const namespace = {
+      idFromName: (name: string) => env.KEY_USAGE.idFromName(name),
+      get: (id: DurableObjectId) => {
+        counted.gets++;
+        return env.KEY_USAGE.get(id);
+      },
+    } as unknown as typeof env.KEY_USAGE;
+    return { counted, namespace };
+  }
+
+  const listed = async (id: string, usage?: typeof env.KEY_USAGE) => {
+    const list = await call("GET", `/v1/api-keys?project_id=${org.project.id}&limit=100`, {
+      token: org.admin,
+      ...(usage ? { env: { KEY_USAGE: usage } } : {}),
+    });
+    expect(list.status).toBe(200);
+    return (list.body as { id: string; credits: { remaining: number } | null }[]).find(
+      (key) => key.id === id,
+    )?.credits?.remaining;
+  };
+
+  it("show the balance the latest verification left, with no usage-object call per key", async () => {
+    const keys = await Promise.all(
+      [10, 20, 30].map((remaining) =>
+        newKey(org.admin, org.project.id, { credits: { remaining } }),
+      ),
+    );
+    const [first] = keys as [(typeof keys)[number]];
+    await verifyMany(first.key, 3);
+    // The queue consumer notes it (batches leave at once in tests; delivery within ~50 ms).
+    await until(async () => (await listed(first.id)) === 7, "the list shows 7");
+    const { counted, namespace } = countedUsage();
+    expect(await listed(first.id, namespace)).toBe(7);
+    expect(counted.gets, "a list reads no usage object").toBe(0);
+    // GET of one key stays exact, from its usage object.
+    expect((await getKey(org, first.id)).credits.remaining).toBe(7);
+  });
+
+  it("show a credits operation's result at once, and PATCH's new balance", async () => {
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 10 } });
+    await call("POST", `/v1/api-keys/${key.id}/credits`, {
+      token: org.admin,
+      body: { operation: "set", value: 42 },
+    });
+    expect(await listed(key.id)).toBe(42);
+    await patch(org, key.id, { credits: { remaining: 5 } });
+    expect(await listed(key.id)).toBe(5);
+  });
+
+  it("show the refill amount once a refill instant has passed since the last known balance", () => {
+    const setAt = Date.UTC(2026, 11, 1, 12);
+    const row = {
+      creditsRemaining: 10,
+      creditsRefill: { interval: "daily" as const, amount: 100, day: null },
+      creditsVersion: setAt,
+      creditsSeen: 3,
+      creditsSeenAt: setAt + 60_000,
+      createdAt: setAt - DAY,
+    };
+    expect(listedCredits(row, setAt + 2 * 60_000)).toBe(3);
+    expect(listedCredits(row, Date.UTC(2026, 11, 2, 0, 0, 1))).toBe(100);
+    // A balance D1 set after the one seen wins over it.
+    expect(listedCredits({ ...row, creditsVersion: setAt + 120_000 }, setAt + 180_000)).toBe(10);
+    expect(listedCredits({ ...row, creditsRemaining: null }, setAt)).toBeNull();
+  });
+
+  it("of identities show a credits operation's result, with no usage-object call", async () => {
+    const created = await call("POST", "/v1/identities", {
+      token: org.admin,
+      body: { external_id: "listed-owner", credits: { remaining: 10, refill: null } },
+    });
+    const id = created.body.id as string;
+    await call("POST", `/v1/identities/${id}/credits`, {
+      token: org.admin,
+      body: { operation: "decrement", value: 4 },
+    });
+    const { counted, namespace } = countedUsage();
+    const list = await call("GET", "/v1/identities?external_id=listed-owner", {
+      token: org.admin,
+      env: { KEY_USAGE: namespace },
+    });
+    expect(list.body.identities[0].credits.remaining).toBe(6);
+    expect(counted.gets).toBe(0);
   });
 });

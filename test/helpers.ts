@@ -186,3 +186,11 @@ export async function until(condition: () => boolean | Promise<boolean>, what = 
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
+
+/**
+ * An RPC call, awaited where it is made, as a native promise for `expect(…).rejects`: a
+ * workerd RPC promise handed to `rejects` as it is is also reported as an unhandled rejection.
+ */
+export async function rpc<T>(call: () => Promise<T>): Promise<T> {
+  return await call();
+}

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../src/core/key-material";
 import { memoryCache } from "../src/core/verify";
 import { breakD1, breakKv, storageDuring } from "./bindings";
-import { call, newKey, newOrg, rejectedResult, verify } from "./helpers";
+import { call, newKey, newOrg, rejectedResult, rpc, verify } from "./helpers";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -118,7 +118,7 @@ describe("KeyService over a service binding", () => {
     const key = await newKey(admin, project.id);
     breakStorage();
     vi.spyOn(console, "error").mockImplementation(() => undefined);
-    await expect(exports.KeyService.verify(key.key)).rejects.toThrow(/unavailable/i);
+    await expect(rpc(() => exports.KeyService.verify(key.key))).rejects.toThrow(/unavailable/i);
   });
 
   it("a warm verify makes no storage read, a malformed one none ever (counted at the bindings)", async () => {
@@ -144,10 +144,12 @@ describe("KeyService over a service binding", () => {
     };
     expect((await service.verify(42)).code).toBe("MALFORMED");
     expect((await service.verify(null)).code).toBe("MALFORMED");
-    const badScopes = service.verify("capy_live_x", { requiredScopes: "r" });
+    const badScopes = rpc(() => service.verify("capy_live_x", { requiredScopes: "r" }));
     await expect(badScopes).rejects.toThrow(TypeError);
     await expect(badScopes).rejects.toThrow(/requiredScopes/);
-    await expect(service.verify("capy_live_x", { projectId: 7 })).rejects.toThrow(/projectId/);
+    await expect(rpc(() => service.verify("capy_live_x", { projectId: 7 }))).rejects.toThrow(
+      /projectId/,
+    );
   });
 
   it("refuses the options HTTP verify refuses: one contract for both doors", async () => {
@@ -155,18 +157,20 @@ describe("KeyService over a service binding", () => {
     const tooMany = Array.from({ length: 5_000 }, (_, i) => `scope${i}`);
     const overHttp = await verify(keys.project, { required_scopes: tooMany });
     expect(overHttp.status).toBe(400);
-    const overRpc = exports.KeyService.verify(keys.project, { requiredScopes: tooMany });
+    const overRpc = rpc(() => exports.KeyService.verify(keys.project, { requiredScopes: tooMany }));
     await expect(overRpc).rejects.toThrow(TypeError);
     await expect(overRpc).rejects.toThrow(/requiredScopes/);
     await expect(
-      exports.KeyService.verify(keys.project, { requiredScopes: ["has space"] }),
+      rpc(() => exports.KeyService.verify(keys.project, { requiredScopes: ["has space"] })),
     ).rejects.toThrow(/requiredScopes/);
     // A misspelled option is refused over both doors, never answered as if it was not asked.
     const misspeltHttp = await verify(keys.project, { required_scope: ["admin"] });
     expect(misspeltHttp.status).toBe(400);
-    const misspeltRpc = exports.KeyService.verify(keys.project, {
-      requiredScope: ["admin"],
-    } as never);
+    const misspeltRpc = rpc(() =>
+      exports.KeyService.verify(keys.project, {
+        requiredScope: ["admin"],
+      } as never),
+    );
     await expect(misspeltRpc).rejects.toThrow(TypeError);
     await expect(misspeltRpc).rejects.toThrow(/requiredScope/);
   });

@@ -14,7 +14,7 @@ import {
   tally,
   verifyMany,
 } from "./governance-harness";
-import { call, clearOfBoundary, newKey, newOrg, rejectedResult, verify } from "./helpers";
+import { call, clearOfBoundary, newKey, newOrg, rejectedResult, rpc, verify } from "./helpers";
 
 describe("verify, extended", () => {
   let org: Org;
@@ -249,10 +249,14 @@ describe("verify, extended", () => {
       meta: { rpc: true },
       credits: { remaining: 0, refill_at: null },
     });
-    const unknownLimit = exports.KeyService.verify(key.key, { ratelimits: [{ name: "nope" }] });
+    const unknownLimit = rpc(() =>
+      exports.KeyService.verify(key.key, { ratelimits: [{ name: "nope" }] }),
+    );
     await expect(unknownLimit).rejects.toThrow(TypeError);
     await expect(unknownLimit).rejects.toThrow(/ratelimits\.0\.name/);
-    await expect(exports.KeyService.verify(key.key, { ip: "1.2.3" })).rejects.toThrow(TypeError);
+    await expect(rpc(() => exports.KeyService.verify(key.key, { ip: "1.2.3" }))).rejects.toThrow(
+      TypeError,
+    );
   });
 
   it("rotation during use shares the counter and never refills", async () => {
@@ -401,7 +405,7 @@ describe("the usage store is touched only by limited keys, and fails closed", ()
     expect(answer.status).toBe(503);
     expect(answer.headers.get("retry-after")).toBe("1");
     expect(answer.body.valid).toBeUndefined();
-    await expect(exports.KeyService.verify(limited.key)).rejects.toThrow(
+    await expect(rpc(() => exports.KeyService.verify(limited.key))).rejects.toThrow(
       /usage store is unavailable/,
     );
     expect((await verify(plain.key)).body.code).toBe("VALID");

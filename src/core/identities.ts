@@ -3,11 +3,11 @@
 // own. The keys with the same `external_id` belong to it. Identities are organization-level:
 // org-scoped API keys and Clerk users reach them (admins write, members read); project-scoped
 // keys never do.
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
 import { type IdentityRow, identities } from "../db/schema";
 import { type AuditEntry, auditedChange, auditInsert } from "./audit";
 import type { Core } from "./context";
-import { conflict, forbidden, notFound } from "./errors";
+import { conflict, forbidden, loggable, notFound } from "./errors";
 import {
   type CreditsSetting,
   governanceAudit,
@@ -220,6 +220,7 @@ export async function adjustIdentityCredits(
   }
   const usage = identityUsageName(identity.id);
   const { remaining } = await adjustCredits(core, usage, spec, operation, value);
+  await noteIdentityCreditsSeen(core, identity, remaining);
   // After the fact: the usage object is not D1, so the two cannot be one batch.
   await auditInsert(core, actor, {
     action: "identity.credits_adjusted",
@@ -228,4 +229,23 @@ export async function adjustIdentityCredits(
     metadata: { operation, value, remaining },
   });
   return { remaining };
+}
+
+/** What lists show after an operation (see listedCredits); a failure costs only freshness. */
+async function noteIdentityCreditsSeen(core: Core, identity: IdentityRow, remaining: number) {
+  const now = core.now();
+  try {
+    await core.db
+      .update(identities)
+      .set({ creditsSeen: remaining, creditsSeenAt: now })
+      .where(
+        and(
+          eq(identities.organizationId, identity.organizationId),
+          eq(identities.id, identity.id),
+          or(isNull(identities.creditsSeenAt), lte(identities.creditsSeenAt, now)),
+        ),
+      );
+  } catch (error) {
+    console.error("identity credits: the listed balance was not noted:", loggable(error));
+  }
 }

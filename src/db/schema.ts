@@ -93,6 +93,12 @@ export const apiKeys = sqliteTable(
     creditsRefill: text("credits_refill", { mode: "json" }).$type<RefillRule>(),
     /** When D1 last set the credits (ms): a newer version makes the usage object adopt them. */
     creditsVersion: integer("credits_version"),
+    /**
+     * The balance the key's latest counted verification or credits operation left, and when
+     * (ms): what key lists show, noted by the queue consumer (no Durable Object call per row).
+     */
+    creditsSeen: integer("credits_seen"),
+    creditsSeenAt: integer("credits_seen_at"),
     /** The KeyUsage object shared with rotation successors: the first key's id, copied on. */
     lineageId: text("lineage_id"),
     /**
@@ -130,6 +136,9 @@ export const identities = sqliteTable(
     creditsRemaining: integer("credits_remaining"),
     creditsRefill: text("credits_refill", { mode: "json" }).$type<RefillRule>(),
     creditsVersion: integer("credits_version"),
+    /** As on api_keys: the balance the latest credits operation left, and when (ms). */
+    creditsSeen: integer("credits_seen"),
+    creditsSeenAt: integer("credits_seen_at"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },

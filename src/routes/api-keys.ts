@@ -5,9 +5,9 @@ import type { Core } from "../core/context";
 import {
   adjustKeyCredits,
   createKey,
-  getKey,
+  getKeyWithBalance,
   isActive,
-  listKeys,
+  listKeysWithBalances,
   liveCredits,
   revokeKey,
   rotateKey,
@@ -108,19 +108,6 @@ export const toApiKey = (k: ApiKeyRow, now: number, remaining?: number | null) =
 /** The key object with its exact credit balance, read from the usage object. */
 const liveApiKey = async (core: Core, k: ApiKeyRow) =>
   toApiKey(k, core.now(), await liveCredits(core, k));
-
-/**
- * A page of keys, balances read live where the usage object answers (a list may show one up
- * to 60 s old; a failed read shows the stored one rather than failing the list).
- */
-async function liveApiKeys(core: Core, keys: ApiKeyRow[]) {
-  const balances = await Promise.allSettled(keys.map((k) => liveCredits(core, k)));
-  const now = core.now();
-  return keys.map((k, i) => {
-    const balance = balances[i];
-    return toApiKey(k, now, balance?.status === "fulfilled" ? balance.value : undefined);
-  });
-}
 
 const KeyParams = z.object({
   keyID: IdSchema.openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }),
@@ -275,14 +262,18 @@ const rotate = createRoute({
 export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
   app.openapi(list, async (c) => {
     const { project_id, external_id, ...page } = c.req.valid("query");
-    const result = await listKeys(
+    const result = await listKeysWithBalances(
       c.var.core,
       c.var.principal,
       { projectId: project_id, externalId: external_id },
       page,
     );
     setNextLink(c, result);
-    return c.json(await liveApiKeys(c.var.core, result.items), 200);
+    const now = c.var.core.now();
+    return c.json(
+      result.items.map(({ key, remaining }) => toApiKey(key, now, remaining ?? undefined)),
+      200,
+    );
   });
 
   app.openapi(idempotent(create), async (c) => {
@@ -303,8 +294,12 @@ export function registerApiKeys(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(get, async (c) => {
-    const key = await getKey(c.var.core, c.var.principal, c.req.valid("param").keyID);
-    return c.json(await liveApiKey(c.var.core, key), 200);
+    const { key, remaining } = await getKeyWithBalance(
+      c.var.core,
+      c.var.principal,
+      c.req.valid("param").keyID,
+    );
+    return c.json(toApiKey(key, c.var.core.now(), remaining ?? undefined), 200);
   });
 
   app.openapi(patch, async (c) => {

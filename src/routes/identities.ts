@@ -10,6 +10,7 @@ import {
   liveIdentityCredits,
   updateIdentity,
 } from "../core/identities";
+import { listedCredits } from "../core/keys";
 import type { IdentityRow } from "../db/schema";
 import { bearerSecurity, requireAuth } from "../http/auth";
 import { idempotent } from "../http/idempotency";
@@ -66,13 +67,10 @@ function toIdentity(row: IdentityRow, remaining?: number | null) {
   };
 }
 
-/** A page of identities, balances read live where the usage object answers. */
-async function liveIdentities(core: Core, rows: IdentityRow[]) {
-  const balances = await Promise.allSettled(rows.map((row) => liveIdentityCredits(core, row)));
-  return rows.map((row, i) => {
-    const balance = balances[i];
-    return toIdentity(row, balance?.status === "fulfilled" ? balance.value : undefined);
-  });
+/** A page of identities with the balances lists show: no usage-object call per row. */
+function listedIdentities(core: Core, rows: IdentityRow[]) {
+  const now = core.now();
+  return rows.map((row) => toIdentity(row, listedCredits(row, now) ?? undefined));
 }
 
 const IdentityParams = z.object({
@@ -194,7 +192,7 @@ export function registerIdentities(app: OpenAPIHono<AppEnv>) {
       page,
     );
     setNextLink(c, result);
-    return c.json({ identities: await liveIdentities(c.var.core, result.items) }, 200);
+    return c.json({ identities: listedIdentities(c.var.core, result.items) }, 200);
   });
 
   app.openapi(idempotent(create), async (c) => {

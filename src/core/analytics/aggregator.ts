@@ -16,18 +16,27 @@ export interface CountedVerification {
   code: string;
   /** When it was answered, ms. */
   at: number;
+  /** The key's credits after it, for a key with credits (what a key list then shows). */
+  credits?: number | null;
 }
+
+/**
+ * Per key in a batch: organization, project, the last VALID answer (ms) or null, and the
+ * key's credits after its last counted answer `[remaining, at]` (absent or null without).
+ */
+export type KeyOwner = [
+  organizationId: string,
+  projectId: string | null,
+  lastValidAt: number | null,
+  credits?: [remaining: number, at: number] | null,
+];
 
 /** What travels on the queue: one isolate's batch. */
 export interface VerificationMessage {
   v: 1;
   /** Chosen by the producer, so a redelivered message is known by its body alone. */
   id: string;
-  /** Per key: organization, project, and the last VALID answer in this batch (ms) or null. */
-  keys: Record<
-    string,
-    [organizationId: string, projectId: string | null, lastValidAt: number | null]
-  >;
+  keys: Record<string, KeyOwner>;
   /** [key id, minute start (ms), code, count]. */
   counts: [keyId: string, minute: number, code: string, count: number][];
 }
@@ -65,7 +74,7 @@ export const WAITER_SPACING_MS = 1_000;
 class Batch {
   /** When the latest waiter for this batch was started. */
   waiterAt: number | null = null;
-  readonly keys = new Map<string, [string, string | null, number | null]>();
+  readonly keys = new Map<string, KeyOwner>();
   readonly counts = new Map<string, [string, number, string, number]>();
 
   constructor(readonly openedAt: number) {}
@@ -76,8 +85,15 @@ class Batch {
     const entry = this.counts.get(slot);
     if (entry) entry[3]++;
     else this.counts.set(slot, [event.keyId, minute, event.code, 1]);
-    const key = this.keys.get(event.keyId) ?? [event.organizationId, event.projectId, null];
+    const key: KeyOwner = this.keys.get(event.keyId) ?? [
+      event.organizationId,
+      event.projectId,
+      null,
+    ];
     if (event.code === "VALID") key[2] = Math.max(key[2] ?? event.at, event.at);
+    if (typeof event.credits === "number" && (key[3] == null || key[3][1] <= event.at)) {
+      key[3] = [event.credits, event.at];
+    }
     this.keys.set(event.keyId, key);
   }
 
@@ -96,7 +112,7 @@ export const MAX_MESSAGE_BYTES = 120_000;
 
 function split(
   counts: VerificationMessage["counts"],
-  owners: Map<string, [string, string | null, number | null]>,
+  owners: Map<string, KeyOwner>,
 ): VerificationMessage[] {
   const keys: VerificationMessage["keys"] = {};
   for (const [keyId] of counts) {

@@ -64,6 +64,7 @@ function statements(core: Core, messages: VerificationMessage[]) {
   // Sum across messages first: one row per (key, minute, code) for the whole delivery.
   const counts = new Map<string, [string, string | null, string, number, string, number]>();
   const lastValid = new Map<string, [string, string, number]>();
+  const creditsSeen = new Map<string, [string, string, number, number]>();
   for (const message of messages) {
     for (const [keyId, minute, code, n] of message.counts) {
       const owner = message.keys[keyId];
@@ -73,7 +74,13 @@ function statements(core: Core, messages: VerificationMessage[]) {
       if (row) row[5] += n;
       else counts.set(slot, [owner[0], owner[1], keyId, minute, code, n]);
     }
-    for (const [keyId, [organizationId, , at]] of Object.entries(message.keys)) {
+    for (const [keyId, [organizationId, , at, credits]] of Object.entries(message.keys)) {
+      if (credits) {
+        const seen = creditsSeen.get(keyId);
+        if (!seen || seen[3] <= credits[1]) {
+          creditsSeen.set(keyId, [organizationId, keyId, credits[0], credits[1]]);
+        }
+      }
       if (at === null) continue;
       const previous = lastValid.get(keyId);
       if (!previous || previous[2] < at) lastValid.set(keyId, [organizationId, keyId, at]);
@@ -93,6 +100,9 @@ function statements(core: Core, messages: VerificationMessage[]) {
   }
   for (const rows of chunks([...lastValid.values()], ROWS_PER_STATEMENT)) {
     queries.push(db.prepare(STAMP_LAST_USED).bind(JSON.stringify(rows)));
+  }
+  for (const rows of chunks([...creditsSeen.values()], ROWS_PER_STATEMENT)) {
+    queries.push(db.prepare(NOTE_CREDITS_SEEN).bind(JSON.stringify(rows)));
   }
   return queries;
 }
@@ -121,6 +131,14 @@ const STAMP_LAST_USED = `UPDATE api_keys SET last_used_at = used.at
   WHERE api_keys.id = used.key_id AND api_keys.organization_id = used.organization_id
     AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at <= used.at - ${LAST_USED_SLACK_MS})`;
 
+// Rows: [organization_id, key_id, credits remaining, at]: the balance a key list shows
+// (credits_seen), from the newest answer; a newer one already noted wins. Tenant-scoped.
+const NOTE_CREDITS_SEEN = `UPDATE api_keys SET credits_seen = seen.remaining, credits_seen_at = seen.at
+  FROM (SELECT value ->> 0 AS organization_id, value ->> 1 AS key_id, value ->> 2 AS remaining,
+               value ->> 3 AS at FROM json_each(?1)) AS seen
+  WHERE api_keys.id = seen.key_id AND api_keys.organization_id = seen.organization_id
+    AND (api_keys.credits_seen_at IS NULL OR api_keys.credits_seen_at <= seen.at)`;
+
 async function processedAmong(core: Core, ids: string[]): Promise<Set<string>> {
   const { results } = await core.env.DB.prepare(
     "SELECT id FROM verification_batches WHERE id IN (SELECT value FROM json_each(?1))",
@@ -148,6 +166,12 @@ function isVerificationMessage(body: unknown): body is VerificationMessage {
     if (!Array.isArray(owner) || !isId(owner[0])) return false;
     if (owner[1] !== null && !isId(owner[1])) return false;
     if (owner[2] !== null && !Number.isSafeInteger(owner[2])) return false;
+    const credits = owner[3];
+    if (credits != null) {
+      if (!Array.isArray(credits) || !credits.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+        return false;
+      }
+    }
   }
   return message.counts.every(
     (entry) =>

@@ -1,6 +1,12 @@
 // Key management by capability: issue, find and list, change and revoke, rotate.
 export { revokeKey, type UpdateKeyInput, updateKey } from "./change";
-export { adjustKeyCredits, liveCredits } from "./credits";
+export {
+  adjustKeyCredits,
+  getKeyWithBalance,
+  listedCredits,
+  listKeysWithBalances,
+  liveCredits,
+} from "./credits";
 export { findKey, getKey, type KeyPlace } from "./find";
 export { type CreateKeyInput, createKey } from "./issue";
 export { type KeyFilter, listKeys } from "./list";

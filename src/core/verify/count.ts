@@ -24,6 +24,7 @@ export async function verifyAndCount(
       keyId: record.id,
       code: result.code,
       at: core.now(),
+      credits: result.credits?.remaining ?? null,
     });
   }
   return outcome;

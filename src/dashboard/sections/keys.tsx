@@ -6,8 +6,8 @@ import {
   type CreateKeyInput,
   createKey,
   getKey,
+  getKeyWithBalance,
   isChangeable,
-  liveCredits,
   mayChangeKey,
   revokeKey,
   rotateKey,
@@ -76,7 +76,7 @@ export function createKeyOnce(
 
 const keyPage = async (
   c: C,
-  key: ApiKeyRow,
+  { key, remaining }: { key: ApiKeyRow; remaining: number | null },
   values: FormValues | null = null,
   errors: FieldErrors = {},
   access: { values: FormValues; errors: FieldErrors } | null = null,
@@ -85,10 +85,8 @@ const keyPage = async (
   const now = core.now();
   const range = rangeOf(c.req.query("range"));
   const query = rangeQuery(range, now);
-  const [project, remaining, usage] = await Promise.all([
+  const [project, usage] = await Promise.all([
     key.projectId ? findProject(core, principal, key.projectId) : null,
-    // The exact balance from the usage store (the row may lag it by up to a minute).
-    liveCredits(core, key),
     keyVerifications(core, principal, key.id, query),
   ]);
   const changeable = isChangeable(key, now) && mayChangeKey(principal, key);
@@ -163,33 +161,38 @@ const keyPage = async (
 };
 
 const loadKey = (c: C) => getKey(c.var.core, c.var.principal, c.req.param("keyId") as string);
+/** A key and its exact balance from the usage store (the row may lag it). */
+const loadKeyWithBalance = (c: C) =>
+  getKeyWithBalance(c.var.core, c.var.principal, c.req.param("keyId") as string);
 
-keys.get("/:keyId", async (c) => keyPage(c, await loadKey(c)));
+keys.get("/:keyId", async (c) => keyPage(c, await loadKeyWithBalance(c)));
 
 keys.post("/:keyId", async (c) => {
-  const key = await loadKey(c);
+  const loaded = await loadKeyWithBalance(c);
+  const { key } = loaded;
   const values = await readForm(c);
   const form = new FormReader(values);
   const input = changedFields(key, form);
-  if (!form.ok) return keyPage(c, key, values, form.errors);
+  if (!form.ok) return keyPage(c, loaded, values, form.errors);
   try {
     await updateKey(c.var.core, c.var.actor, key.id, input);
   } catch (error) {
-    return keyPage(c, key, values, formErrors(error));
+    return keyPage(c, loaded, values, formErrors(error));
   }
   return c.redirect(`${BASE}/keys/${key.id}?notice=key-updated`, 303);
 });
 
 keys.post("/:keyId/access", async (c) => {
-  const key = await loadKey(c);
+  const loaded = await loadKeyWithBalance(c);
+  const { key } = loaded;
   const values = await readForm(c);
   const form = new FormReader(values);
   const input = changedAccess(key, readAccess(form));
-  if (!form.ok) return keyPage(c, key, null, {}, { values, errors: form.errors });
+  if (!form.ok) return keyPage(c, loaded, null, {}, { values, errors: form.errors });
   try {
     await updateKey(c.var.core, c.var.actor, key.id, { governance: input });
   } catch (error) {
-    return keyPage(c, key, null, {}, { values, errors: formErrors(error) });
+    return keyPage(c, loaded, null, {}, { values, errors: formErrors(error) });
   }
   return c.redirect(`${BASE}/keys/${key.id}?notice=access-updated`, 303);
 });
