@@ -123,7 +123,8 @@ const NOTICES: Record<string, string> = {
   "project-created-before": "That form was submitted before: this is the project it created.",
   "key-updated": "Changes saved.",
   "access-updated": "Access settings saved.",
-  "key-revoked": "Key revoked. It no longer verifies anywhere.",
+  "key-revoked":
+    "Key revoked. Every verification refuses it within seconds (REVOCATION_BOUND_MS, 2 s by default).",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
   "key-created-before":
     "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",
