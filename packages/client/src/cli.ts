@@ -22,6 +22,7 @@ import { Command, Option } from "commander";
 import { type Row, record, table } from "./cli-format.js";
 import { transportProblem } from "./cli-safety.js";
 import { createKeygateClient, DEFAULT_URL, type KeygateClient } from "./index.js";
+import { scanCommand } from "./scan.js";
 
 interface Config {
   url?: string;
@@ -344,6 +345,26 @@ program
       );
       print(json(), body, () => record(body as Row));
       if (!body.valid) process.exitCode = 1;
+    },
+  );
+
+program
+  .command("scan")
+  .description(
+    "find Keygate keys in files (format and checksum, no network); prints path:line:column and " +
+      "the display prefix, never a key; exit 1 when it finds any, 0 when none, 2 on a usage error",
+  )
+  .argument("[paths...]", "files or directories (default: .); skips .git, node_modules, binaries")
+  .option("--json", "print [{ path, line, column, prefix }]")
+  .option(
+    "--report <base url>",
+    "send the keys found to <base url>/v1/leaks (https, or loopback http)",
+  )
+  .option("--leak-url <url>", "with --report: where the keys were found (sent as `url`)")
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
+  .action(
+    async (paths: string[], options: { json?: boolean; report?: string; leakUrl?: string }) => {
+      process.exitCode = await scanCommand(paths, { ...options, json: options.json || json() });
     },
   );
 
