@@ -7,6 +7,7 @@ import { ipAllowed } from "../ip";
 import { hashKey, parseKey } from "../key-material";
 import { hasScope } from "../principal";
 import { MISS_WINDOW_SECONDS, withinMissBudget } from "../rate-limit";
+import { iso } from "../time";
 import type { SpendResult } from "../usage";
 import { isLimited, limitsFor, spendUsage } from "../usage-store";
 import {
@@ -78,8 +79,6 @@ const rejected = (code: BareRefusal): VerifyResult => ({
   ratelimits: null,
 });
 
-const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
 /** A genuine key's answer: VALID, or a usage refusal, which the caller needs `reset_at` for. */
 function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
   const code = usage?.code ?? "VALID";
@@ -91,7 +90,7 @@ function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
     project_id: record.projectId,
     environment_id: record.environmentId,
     scopes: record.scopes,
-    expires_at: isoOf(record.expiresAt),
+    expires_at: iso(record.expiresAt),
     in_grace: record.graceExpiresAt !== null,
     name: record.name,
     enabled: record.enabled,
@@ -99,7 +98,7 @@ function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
     external_id: record.externalId,
     credits:
       usage?.credits && record.credits
-        ? { remaining: usage.credits.remaining, refill_at: isoOf(usage.credits.refillAt) }
+        ? { remaining: usage.credits.remaining, refill_at: iso(usage.credits.refillAt) }
         : null,
     ratelimits:
       usage && record.ratelimits
