@@ -13,6 +13,8 @@ import type { KeyMeta, LimitSpec as RateLimitRule, RefillSpec as RefillRule } fr
 export const KEY_SOURCES = ["dashboard", "api", "rotation", "cli"] as const;
 export const ACTOR_TYPES = ["user", "api_key", "system"] as const;
 export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
+/** What a project does with a key reported leaked (SPEC Part 3 "Leaked keys"). */
+export const LEAK_POLICIES = ["revoke", "disable", "notify"] as const;
 
 // Timestamps are integer milliseconds since the epoch; the presenters turn them into RFC 3339.
 // Every table carries organization_id so that every query can be scoped by tenant.
@@ -31,6 +33,7 @@ export const projects = sqliteTable(
     webhookSecretEnc: text("webhook_secret_enc").notNull(),
     previousWebhookSecretEnc: text("previous_webhook_secret_enc"),
     previousWebhookSecretExpiresAt: integer("previous_webhook_secret_expires_at"),
+    leakPolicy: text("leak_policy", { enum: LEAK_POLICIES }).notNull().default("revoke"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
@@ -106,8 +109,17 @@ export const apiKeys = sqliteTable(
      * read), after the revocation feed has announced the new version (docs/revocation.md).
      */
     version: integer("version").notNull().default(0),
+    /** When the key was first reported leaked (ms); null = never. */
+    leakedAt: integer("leaked_at"),
+    /**
+     * When the cron next owes this key an expiry event (`api_key.expiring` 7 or 1 days before
+     * `expires_at`, `api_key.expired` at it), ms; null = none owed. Indexed, so a run reads
+     * only the keys that are due, however many keys there are.
+     */
+    expiryNoticeAt: integer("expiry_notice_at"),
   },
   (t) => [
+    index("api_keys_expiry_notice").on(t.expiryNoticeAt),
     index("api_keys_org_seq").on(t.organizationId, t.seq),
     index("api_keys_org_external_seq").on(t.organizationId, t.externalId, t.seq),
     index("api_keys_project_seq").on(t.projectId, t.seq),
@@ -168,6 +180,27 @@ export const auditEvents = sqliteTable(
   (t) => [index("audit_events_org_seq").on(t.organizationId, t.seq)],
 );
 
+/**
+ * A project's webhook endpoints for key lifecycle events (SPEC Part 3 "Key lifecycle events"):
+ * at most 10 per project, each subscribed to a list of event types or `["*"]`.
+ */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    organizationId: text("organization_id").notNull(),
+    projectId: text("project_id").notNull(),
+    url: text("url").notNull(),
+    events: text("events", { mode: "json" }).$type<string[]>().notNull(),
+    description: text("description"),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("webhook_endpoints_project_seq").on(t.organizationId, t.projectId, t.seq)],
+);
+
 export const webhookDeliveries = sqliteTable(
   "webhook_deliveries",
   {
@@ -178,6 +211,8 @@ export const webhookDeliveries = sqliteTable(
     projectId: text("project_id").notNull(),
     keyId: text("key_id").notNull(),
     eventType: text("event_type").notNull(),
+    /** The lifecycle-event endpoint; null for a rotation delivery to a key's own URL. */
+    endpointId: text("endpoint_id"),
     url: text("url").notNull(),
     // The event without the plaintext key; the key is merged in at send time.
     payload: text("payload", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
@@ -274,5 +309,6 @@ export type EnvironmentRow = typeof environments.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 export type VerificationCountRow = typeof verificationCounts.$inferSelect;
 export type IdentityRow = typeof identities.$inferSelect;
