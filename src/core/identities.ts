@@ -14,6 +14,7 @@ import {
   governanceColumns,
   type KeyMeta,
   type RateLimitRule,
+  type RefillRule,
 } from "./governance";
 import { listPage, type PageRequest } from "./pagination";
 import { type Actor, type Principal, reachesOrganization, requireScope } from "./principal";
@@ -33,6 +34,8 @@ export interface IdentityInput {
   meta?: KeyMeta | null | undefined;
   ratelimits?: RateLimitRule[] | null | undefined;
   credits?: CreditsSetting | null | undefined;
+  /** The refill rule alone: the live balance stays as it is (the dashboard's refill-only save). */
+  creditsRefill?: RefillRule | null | undefined;
 }
 
 const ORGANIZATION_ONLY =

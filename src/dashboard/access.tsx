@@ -1,5 +1,6 @@
-// A key's access controls: enabled, rate limits and credits. Read with the API's own wire
-// schemas (src/schemas/governance.ts), so the form refuses exactly what the API refuses.
+// A key's access controls (enabled, rate limits and credits) and an identity's limits and
+// credits: one form. Read with the API's own wire schemas (src/schemas/governance.ts), so the
+// form refuses exactly what the API refuses.
 
 import { z } from "@hono/zod-openapi";
 import type { FC } from "hono/jsx";
@@ -7,7 +8,7 @@ import type { GovernanceInput, RateLimitRule } from "../core/governance";
 import type { ApiKeyRow } from "../db/schema";
 import { CreditsSchema, RateLimitsSchema } from "../schemas/governance";
 import type { FormValues } from "./forms";
-import { BASE, described, Field, type FieldErrors, FormError } from "./layout";
+import { described, Field, type FieldErrors, FormError } from "./layout";
 
 export const MAX_LIMITS = 5;
 
@@ -26,11 +27,17 @@ const windowLabel = (ms: number) => {
 
 const number = (text: string) => (text.trim() === "" ? Number.NaN : Number(text.trim()));
 
+/** What has limits and credits: a key or an identity. */
+export type Governed = Pick<ApiKeyRow, "ratelimits" | "creditsRemaining" | "creditsRefill">;
+
 /**
- * What the form shows for a key: its limits (and one blank row), its credits with the live
- * balance (`remaining`, from the usage store; the row holds the balance last set).
+ * What the form shows for a key or an identity: its limits (and one blank row), its credits
+ * with the live balance (`remaining`, from the usage store; the row holds the balance last set).
  */
-export function accessValues(key: ApiKeyRow, remaining: number | null = null): FormValues {
+export function accessValues(
+  key: Governed & { enabled?: boolean },
+  remaining: number | null = null,
+): FormValues {
   const values: FormValues = { enabled: key.enabled ? "on" : "" };
   (key.ratelimits ?? []).forEach((limit, i) => {
     values[`rl_name_${i}`] = limit.name;
@@ -137,7 +144,10 @@ export const AccessFormSchema = formValues.transform(
 );
 
 /** Only what changed: rewriting unchanged limits would reset their windows. */
-export function changedAccess(key: ApiKeyRow, input: GovernanceInput): GovernanceInput {
+export function changedAccess(
+  key: Governed & { enabled?: boolean },
+  input: GovernanceInput,
+): GovernanceInput {
   const changes: GovernanceInput = {};
   if (input.enabled !== undefined && input.enabled !== key.enabled) changes.enabled = input.enabled;
   if (
@@ -162,7 +172,7 @@ export function changedAccess(key: ApiKeyRow, input: GovernanceInput): Governanc
   return changes;
 }
 
-export const AccessFacts: FC<{ keyRow: ApiKeyRow; remaining: number | null }> = ({
+export const AccessFacts: FC<{ keyRow: Governed; remaining: number | null }> = ({
   keyRow: key,
   remaining,
 }) => (
@@ -204,12 +214,16 @@ export const AccessFacts: FC<{ keyRow: ApiKeyRow; remaining: number | null }> = 
   </>
 );
 
-export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: FieldErrors }> = ({
-  keyRow,
-  values,
-  errors,
-}) => {
-  const rows = Math.min(MAX_LIMITS, (keyRow.ratelimits?.length ?? 0) + 1);
+/**
+ * The rate-limit rows (the limits set, one blank row, and any row the values fill) and the
+ * credits of a key's access form or an identity's form.
+ */
+export const LimitFields: FC<{
+  keyRow: Governed | null;
+  values: FormValues;
+  errors: FieldErrors;
+}> = ({ keyRow, values, errors }) => {
+  const rows = Math.min(MAX_LIMITS, (keyRow?.ratelimits?.length ?? 0) + 1);
   const shown = Math.max(
     rows,
     ...Array.from({ length: MAX_LIMITS }, (_, i) =>
@@ -217,15 +231,7 @@ export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: Fie
     ),
   );
   return (
-    <form class="stack" method="post" action={`${BASE}/keys/${keyRow.id}/access`}>
-      <FormError errors={errors} />
-      <label class="choice">
-        <input type="checkbox" name="enabled" checked={values.enabled === "on"} />
-        <span>
-          Enabled
-          <small>A disabled key answers DISABLED until it is enabled again.</small>
-        </span>
-      </label>
+    <>
       <fieldset>
         <legend class="legend">Rate limits</legend>
         <p class="hint muted">
@@ -332,9 +338,35 @@ export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: Fie
           </Field>
         </div>
       </fieldset>
+    </>
+  );
+};
+
+/** A key's access form (with `enabled`) or an identity's limits and credits (without). */
+export const AccessForm: FC<{
+  keyRow: Governed;
+  action: string;
+  /** A key's form has the enabled switch; an identity has none. */
+  toggle: boolean;
+  values: FormValues;
+  errors: FieldErrors;
+}> = ({ keyRow, action, toggle, values, errors }) => {
+  return (
+    <form class="stack" method="post" action={action}>
+      <FormError errors={errors} />
+      {toggle ? (
+        <label class="choice">
+          <input type="checkbox" name="enabled" checked={values.enabled === "on"} />
+          <span>
+            Enabled
+            <small>A disabled key answers DISABLED until it is enabled again.</small>
+          </span>
+        </label>
+      ) : null}
+      <LimitFields keyRow={keyRow} values={values} errors={errors} />
       <div class="form-foot">
         <button class="btn primary" type="submit">
-          Save access
+          {toggle ? "Save access" : "Save limits and credits"}
         </button>
       </div>
     </form>

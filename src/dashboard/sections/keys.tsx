@@ -151,6 +151,8 @@ const keyPage = async (
           <h2>Access</h2>
           <AccessForm
             keyRow={key}
+            action={`${BASE}/keys/${key.id}/access`}
+            toggle
             values={access?.values ?? accessValues(key, remaining)}
             errors={access?.errors ?? {}}
           />
