@@ -108,7 +108,8 @@ describe("createKeygateClient", () => {
     const usage = await keygate.GET("/v1/usage", {
       params: { query: { group_by: "external_id", granularity: "day" } },
     });
-    const exported: UsageExport | undefined = usage.data;
+    // JSON unless `Accept: text/csv` (the answer's type is the union of the two).
+    const exported = usage.data as UsageExport;
     expect(exported).toMatchObject({ granularity: "day", group_by: "external_id", rows: [] });
     const verifications = await keygate.GET("/v1/identities/{identityID}/verifications", path);
     expect(verifications.data?.identity_id).toBe(identity.id);
