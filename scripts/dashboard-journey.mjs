@@ -254,10 +254,7 @@ try {
     external_id: "cust_acme",
   });
   for (let i = 0; i < 3; i++) {
-    check(
-      (await verify(owned.key)) === "VALID",
-      "the identity's key does not verify",
-    );
+    check((await verify(owned.key)) === "VALID", "the identity's key does not verify");
   }
   await page.goto(identityUrl);
   for (let i = 0; i < 40 && (await page.getByTestId("verification-total").count()) === 0; i++) {

@@ -307,10 +307,13 @@ keys
     print(json(), body, () => `${record(body as Row)}\n\nThe key is shown only now: ${body.key}`);
   });
 
-/** A JSON option (`--meta '{"plan":"pro"}'`, `null` to clear), or exit 1 saying which. */
+/**
+ * A JSON option (`--meta '{"plan":"pro"}'`, `null` to clear), or exit 1 saying which. Boxed:
+ * commander turns an option value of null into "".
+ */
 const jsonOption = (name: string) => (value: string) => {
   try {
-    return JSON.parse(value) as unknown;
+    return { json: JSON.parse(value) as unknown };
   } catch {
     return fail(`--${name} is not JSON: ${value}`);
   }
@@ -319,9 +322,9 @@ const jsonOption = (name: string) => (value: string) => {
 const IDENTITY_COLUMNS = ["id", "external_id", "ratelimits", "credits", "created_at"];
 
 interface IdentityOptions {
-  meta?: unknown;
-  ratelimits?: unknown;
-  credits?: unknown;
+  meta?: { json: unknown };
+  ratelimits?: { json: unknown };
+  credits?: { json: unknown };
 }
 
 /**
@@ -329,9 +332,9 @@ interface IdentityOptions {
  * it (a 400 names the field), so the bodies built with it are not typed further (`as never`).
  */
 const identityFields = (options: IdentityOptions) => ({
-  ...(options.meta === undefined ? {} : { meta: options.meta }),
-  ...(options.ratelimits === undefined ? {} : { ratelimits: options.ratelimits }),
-  ...(options.credits === undefined ? {} : { credits: options.credits }),
+  ...(options.meta === undefined ? {} : { meta: options.meta.json }),
+  ...(options.ratelimits === undefined ? {} : { ratelimits: options.ratelimits.json }),
+  ...(options.credits === undefined ? {} : { credits: options.credits.json }),
 });
 
 /** The options create and update share: each one JSON, as in the API's body. */

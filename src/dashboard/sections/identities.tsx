@@ -70,7 +70,7 @@ const CreditsCell: FC<{ identity: IdentityRow; now: number }> = ({ identity, now
   return remaining === null ? (
     <span class="faint">Unlimited</span>
   ) : (
-    <>{remaining.toLocaleString("en-US")}</>
+    <span>{remaining.toLocaleString("en-US")}</span>
   );
 };
 
@@ -145,7 +145,7 @@ identities.get("/", async (c) => {
         }
       />
       {flash(c)}
-      <form class="row" method="get" action={`${BASE}/identities`}>
+      <form class="filter" method="get" action={`${BASE}/identities`}>
         <Field id="external_id" label="External id" errors={{}}>
           <input
             type="search"
