@@ -206,6 +206,23 @@ describe("dashboard identities", () => {
     });
   });
 
+  it("a refill alone cannot give an identity without credits a balance", async () => {
+    const org = await newOrg("dash-identity-refill-alone");
+    const identity = await newIdentity(org);
+    const page = await dash("POST", `/dashboard/identities/${identity.id}/limits`, {
+      session: org.admin,
+      form: {
+        credits_remaining: "5",
+        credits_remaining_shown: "5",
+        refill_interval: "daily",
+        refill_amount: "5",
+      },
+    });
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("An identity without credits needs remaining");
+    expect((await apiIdentity(org, identity.id)).body.credits).toBeNull();
+  });
+
   it("deletes after a confirmation page", async () => {
     const org = await newOrg("dash-identity-delete");
     const identity = await newIdentity(org);
