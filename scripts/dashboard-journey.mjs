@@ -215,6 +215,77 @@ try {
   await page.goto(`${server.url}/dashboard/org-keys`);
   await screenshot("org-keys");
 
+  // Identities: one is created with limits and credits (a bad metadata first), a key of the
+  // project is given its external id over the API and verified, and the identity's page shows
+  // the key, its chart and its live balance.
+  const api = async (method, path, body) => {
+    const session = (await context.cookies()).find((c) => c.name === "__session")?.value;
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${session}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const answer = await response.text();
+    check(response.ok, `${method} ${path}: ${response.status} ${answer}`);
+    return JSON.parse(answer);
+  };
+  await page.goto(`${server.url}/dashboard/identities`);
+  check((await text()).includes("No identities yet"), "the identities list is not empty");
+  await screenshot("identities-empty");
+  await page.getByRole("link", { name: "New identity" }).click();
+  await page.getByLabel("External id").fill("cust_acme");
+  await page.getByLabel("Metadata").fill("{plan: pro}");
+  await page.locator("#rl_name_0").fill("requests");
+  await page.locator("#rl_limit_0").fill("1000");
+  await page.getByLabel("Remaining").fill("5000");
+  await page.getByLabel("Refill", { exact: true }).selectOption("monthly");
+  await page.getByLabel("Refill to").fill("5000");
+  await submit("Create identity");
+  check((await text()).includes("Enter a JSON object"), "no error next to the metadata");
+  await screenshot("identity-form-error");
+  await page.getByLabel("Metadata").fill('{"plan": "pro"}');
+  await submit("Create identity");
+  check((await text()).includes("Identity created."), "identity not created");
+  const identityUrl = page.url().split("?")[0];
+  const owned = await api("POST", "/v1/api-keys", {
+    project_id: projectUrl.split("/").pop(),
+    name: "Acme backend",
+    scopes: ["orders:read"],
+    external_id: "cust_acme",
+  });
+  for (let i = 0; i < 3; i++) {
+    check((await verify(owned.key)) === "VALID", "the identity's key does not verify");
+  }
+  await page.goto(identityUrl);
+  for (let i = 0; i < 40 && (await page.getByTestId("verification-total").count()) === 0; i++) {
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.reload();
+  }
+  check(
+    (await page.getByTestId("verification-total").textContent()) === "3",
+    "the identity's chart does not show its key's verifications",
+  );
+  check(
+    (await page.getByRole("link", { name: "Acme backend" }).count()) >= 1,
+    "the identity's key is not listed",
+  );
+  await page.locator(".chart canvas").first().waitFor();
+  await screenshot("identity-detail");
+  await page.getByLabel("Remaining").fill("7500");
+  await submit("Save limits and credits");
+  check((await text()).includes("Limits and credits saved."), "identity limits not saved");
+  check((await text()).includes("7,500 remaining"), "the new balance is not shown");
+  const old = await api("POST", "/v1/identities", { external_id: "cust_former" });
+  await page.goto(`${server.url}/dashboard/identities`);
+  check((await text()).includes("cust_former"), "the second identity is not listed");
+  await screenshot("identities");
+  await page.goto(`${server.url}/dashboard/identities/${old.id}`);
+  await page.getByRole("link", { name: "Delete…" }).click();
+  await screenshot("identity-delete-confirm");
+  await submit("Delete identity");
+  check((await text()).includes("Identity deleted."), "no deletion notice");
+  check(!(await text()).includes("cust_former"), "the deleted identity is still listed");
+
   // The audit log has every step.
   await page.goto(`${server.url}/dashboard/audit`);
   const audit = await text();
@@ -224,6 +295,8 @@ try {
     "Changed key",
     "Rotated key",
     "Revoked key",
+    "Created identity",
+    "Deleted identity",
   ]) {
     check(audit.includes(step), `audit log lacks "${step}"`);
   }
@@ -246,6 +319,12 @@ try {
     "a member sees the organization keys link",
   );
   await screenshot("member-projects");
+  await page.goto(identityUrl);
+  check(
+    (await text()).includes("Only organization admins can change identities."),
+    "a member is offered the identity's form",
+  );
+  await screenshot("member-identity");
 
   if (problems.length > 0) {
     failed = true;

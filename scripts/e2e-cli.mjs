@@ -299,6 +299,83 @@ try {
     { status: over.status, body: over.body, headers: Object.fromEntries(over.headers) },
   );
 
+  // Identities: create with JSON members, find, update, credits, delete.
+  const owner = `cust_cli_${Date.now().toString(36)}`;
+  const identity = await json([
+    "identities",
+    "create",
+    owner,
+    "--meta",
+    '{"plan":"pro"}',
+    "--ratelimits",
+    '[{"name":"requests","limit":100,"duration_ms":60000}]',
+    "--credits",
+    '{"remaining":50,"refill":{"interval":"monthly","amount":50}}',
+  ]);
+  check(
+    identity.external_id === owner &&
+      identity.meta?.plan === "pro" &&
+      identity.ratelimits?.[0]?.limit === 100 &&
+      identity.credits?.remaining === 50 &&
+      identity.credits?.refill?.day === 1,
+    "identities create <external-id> --meta --ratelimits --credits",
+    identity,
+  );
+  const found = await json(["identities", "list", "--external-id", owner]);
+  check(found.length === 1 && found[0].id === identity.id, "identities list --external-id", found);
+  const identityTable = await keygate(["identities", "list"]);
+  check(
+    /^ID\s+EXTERNAL_ID/.test(identityTable.stdout) && identityTable.stdout.includes(owner),
+    "identities list prints a table",
+    identityTable,
+  );
+  const duplicate = await keygate(["identities", "create", owner]);
+  check(
+    duplicate.code === 1 && /^keygate: 409 .*already exists/.test(duplicate.stderr),
+    "a second identity of one owner: exit 1 with the 409",
+    duplicate,
+  );
+  const badJson = await keygate(["identities", "create", `${owner}_x`, "--meta", "{plan"]);
+  check(
+    badJson.code === 1 && /--meta is not JSON/.test(badJson.stderr),
+    "identities create refuses an option that is not JSON, sending nothing",
+    badJson,
+  );
+  const spent = await json(["identities", "credits", identity.id, "decrement", "20"]);
+  check(spent.remaining === 30, "identities credits <id> decrement 20", spent);
+  const badOperation = await keygate(["identities", "credits", identity.id, "halve", "2"]);
+  check(
+    badOperation.code === 1 && /set, increment or decrement/.test(badOperation.stderr),
+    "identities credits: an unknown operation is refused",
+    badOperation,
+  );
+  const updated = await json([
+    "identities",
+    "update",
+    identity.id,
+    "--external-id",
+    `${owner}_renamed`,
+    "--ratelimits",
+    "null",
+  ]);
+  check(
+    updated.external_id === `${owner}_renamed` &&
+      updated.ratelimits === null &&
+      updated.credits?.remaining === 30,
+    "identities update --external-id --ratelimits null (credits untouched)",
+    updated,
+  );
+  const gotIdentity = await json(["identities", "get", identity.id]);
+  check(gotIdentity.external_id === `${owner}_renamed`, "identities get", gotIdentity);
+  const deleted = await keygate(["identities", "delete", identity.id]);
+  check(deleted.code === 0 && deleted.stdout.includes(identity.id), "identities delete", deleted);
+  const afterDelete = await keygate(["identities", "get", identity.id]);
+  check(
+    afterDelete.code === 1 && /^keygate: 404/.test(afterDelete.stderr),
+    "a deleted identity is a 404",
+    afterDelete,
+  );
+
   const rotated = await json(["keys", "rotate", created.id]);
   check(rotated.old_key_id === created.id && rotated.key !== created.key, "keys rotate", rotated);
   const old = await consumer("/protected", bearer(created.key));

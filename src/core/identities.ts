@@ -7,13 +7,14 @@ import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
 import { type IdentityRow, identities } from "../db/schema";
 import { type AuditEntry, auditedChange, auditInsert } from "./audit";
 import type { Core } from "./context";
-import { conflict, forbidden, loggable, notFound } from "./errors";
+import { conflict, forbidden, invalid, loggable, notFound } from "./errors";
 import {
   type CreditsSetting,
   governanceAudit,
   governanceColumns,
   type KeyMeta,
   type RateLimitRule,
+  type RefillRule,
 } from "./governance";
 import { listPage, type PageRequest } from "./pagination";
 import { type Actor, type Principal, reachesOrganization, requireScope } from "./principal";
@@ -33,6 +34,8 @@ export interface IdentityInput {
   meta?: KeyMeta | null | undefined;
   ratelimits?: RateLimitRule[] | null | undefined;
   credits?: CreditsSetting | null | undefined;
+  /** The refill rule alone: the live balance stays as it is (the dashboard's refill-only save). */
+  creditsRefill?: RefillRule | null | undefined;
 }
 
 const ORGANIZATION_ONLY =
@@ -143,6 +146,17 @@ export async function updateIdentity(
 ): Promise<IdentityRow> {
   requireWriter(actor.principal, false);
   const identity = await findIdentity(core, actor.principal, identityId);
+  if (
+    input.credits === undefined &&
+    input.creditsRefill !== undefined &&
+    identity.creditsRemaining === null
+  ) {
+    throw invalid(
+      "credits.remaining",
+      "an identity without credits needs remaining (the refill alone changes existing credits)",
+      undefined,
+    );
+  }
   // New credits get a version newer than any the usage object has seen, so it adopts them.
   const { externalId, ...fields } = input;
   const changes: Partial<IdentityRow> = externalId === undefined ? {} : { externalId };

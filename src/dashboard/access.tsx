@@ -1,11 +1,14 @@
-// A key's access controls: enabled, rate limits and credits. Read with the API's own wire
-// schemas (src/schemas/governance.ts), so the form refuses exactly what the API refuses.
+// A key's access controls (enabled, rate limits and credits) and an identity's limits and
+// credits: one form. Read with the API's own wire schemas (src/schemas/governance.ts), so the
+// form refuses exactly what the API refuses.
+
+import { z } from "@hono/zod-openapi";
 import type { FC } from "hono/jsx";
-import type { GovernanceInput } from "../core/governance";
+import type { GovernanceInput, RateLimitRule } from "../core/governance";
 import type { ApiKeyRow } from "../db/schema";
 import { CreditsSchema, RateLimitsSchema } from "../schemas/governance";
-import { type FormReader, type FormValues, sentence } from "./forms";
-import { BASE, described, Field, type FieldErrors, FormError } from "./layout";
+import type { FormValues } from "./forms";
+import { described, Field, type FieldErrors, FormError } from "./layout";
 
 export const MAX_LIMITS = 5;
 
@@ -24,11 +27,17 @@ const windowLabel = (ms: number) => {
 
 const number = (text: string) => (text.trim() === "" ? Number.NaN : Number(text.trim()));
 
+/** What has limits and credits: a key or an identity. */
+export type Governed = Pick<ApiKeyRow, "ratelimits" | "creditsRemaining" | "creditsRefill">;
+
 /**
- * What the form shows for a key: its limits (and one blank row), its credits with the live
- * balance (`remaining`, from the usage store; the row holds the balance last set).
+ * What the form shows for a key or an identity: its limits (and one blank row), its credits
+ * with the live balance (`remaining`, from the usage store; the row holds the balance last set).
  */
-export function accessValues(key: ApiKeyRow, remaining: number | null = null): FormValues {
+export function accessValues(
+  key: Governed & { enabled?: boolean },
+  remaining: number | null = null,
+): FormValues {
   const values: FormValues = { enabled: key.enabled ? "on" : "" };
   (key.ratelimits ?? []).forEach((limit, i) => {
     values[`rl_name_${i}`] = limit.name;
@@ -47,79 +56,98 @@ export function accessValues(key: ApiKeyRow, remaining: number | null = null): F
   return values;
 }
 
-/**
- * The governance input of an access form: rows left blank are dropped; errors are named by
- * the row's own field (`rl_limit_1`, `refill_day`).
- */
-export function readAccess(form: FormReader): GovernanceInput {
+const trimmed = (values: FormValues, field: string) => (values[field] ?? "").trim();
+
+/** Rate-limit rows as the API reads them; rows left blank are dropped; errors name the row's field. */
+function limitsOf(values: FormValues, ctx: z.RefinementCtx): RateLimitRule[] | null | undefined {
   const rows: { index: number; wire: { name: string; limit: number; duration_ms: number } }[] = [];
   for (let i = 0; i < MAX_LIMITS; i++) {
-    const name = form.text(`rl_name_${i}`);
-    const limit = form.text(`rl_limit_${i}`);
-    const window = form.text(`rl_window_${i}`);
+    const name = trimmed(values, `rl_name_${i}`);
+    const limit = trimmed(values, `rl_limit_${i}`);
     if (name === "" && limit === "") continue;
+    const window = number(trimmed(values, `rl_window_${i}`));
     rows.push({
       index: i,
-      wire: { name, limit: number(limit), duration_ms: Math.round(number(window) * 1000) },
+      wire: { name, limit: number(limit), duration_ms: Math.round(window * 1000) },
     });
   }
   const limits = RateLimitsSchema.safeParse(rows.map((r) => r.wire));
-  if (!limits.success) {
-    for (const issue of limits.error.issues) {
-      const [row, member] = issue.path as [number | undefined, string | undefined];
-      const index = rows[row ?? 0]?.index ?? 0;
-      const field =
-        member === "limit" ? "rl_limit" : member === "duration_ms" ? "rl_window" : "rl_name";
-      form.errors[`${field}_${index}`] ??= sentence(issue.message);
-    }
+  if (limits.success) return limits.data;
+  for (const issue of limits.error.issues) {
+    const [row, member] = issue.path as [number | undefined, string | undefined];
+    const index = rows[row ?? 0]?.index ?? 0;
+    const field =
+      member === "limit" ? "rl_limit" : member === "duration_ms" ? "rl_window" : "rl_name";
+    ctx.addIssue({ code: "custom", message: issue.message, path: [`${field}_${index}`] });
   }
-
-  let credits: GovernanceInput["credits"] = null;
-  const remaining = form.text("credits_remaining");
-  if (remaining !== "") {
-    const interval = form.text("refill_interval");
-    const day = form.text("refill_day");
-    const parsed = CreditsSchema.safeParse({
-      remaining: number(remaining),
-      refill:
-        interval === ""
-          ? null
-          : {
-              interval,
-              amount: number(form.text("refill_amount")),
-              ...(interval === "monthly" && day !== "" ? { day: number(day) } : {}),
-            },
-    });
-    if (parsed.success) credits = parsed.data;
-    if (parsed.success && remaining === form.text("credits_remaining_shown")) {
-      return {
-        enabled: form.values.enabled === "on",
-        ratelimits: limits.success ? limits.data : undefined,
-        creditsRefill: parsed.data.refill,
-      };
-    }
-    for (const issue of parsed.error?.issues ?? []) {
-      const [first, second] = issue.path.map(String);
-      const field =
-        first === "remaining"
-          ? "credits_remaining"
-          : second === "day"
-            ? "refill_day"
-            : second === "interval"
-              ? "refill_interval"
-              : "refill_amount";
-      form.errors[field] ??= sentence(issue.message);
-    }
-  }
-  return {
-    enabled: form.values.enabled === "on",
-    ratelimits: limits.success ? limits.data : undefined,
-    credits,
-  };
+  return undefined;
 }
 
+/**
+ * Credits as the API reads them. A balance sent back as it was shown is not set again (it
+ * would give back what was spent since the page was rendered): then only the refill changes.
+ */
+function creditsOf(
+  values: FormValues,
+  ctx: z.RefinementCtx,
+): Pick<GovernanceInput, "credits" | "creditsRefill"> {
+  const remaining = trimmed(values, "credits_remaining");
+  if (remaining === "") return { credits: null };
+  const interval = trimmed(values, "refill_interval");
+  const day = trimmed(values, "refill_day");
+  const parsed = CreditsSchema.safeParse({
+    remaining: number(remaining),
+    refill:
+      interval === ""
+        ? null
+        : {
+            interval,
+            amount: number(trimmed(values, "refill_amount")),
+            ...(interval === "monthly" && day !== "" ? { day: number(day) } : {}),
+          },
+  });
+  if (parsed.success) {
+    return remaining === trimmed(values, "credits_remaining_shown")
+      ? { creditsRefill: parsed.data.refill }
+      : { credits: parsed.data };
+  }
+  for (const issue of parsed.error.issues) {
+    const [first, second] = issue.path.map(String);
+    const field =
+      first === "remaining"
+        ? "credits_remaining"
+        : second === "day"
+          ? "refill_day"
+          : second === "interval"
+            ? "refill_interval"
+            : "refill_amount";
+    ctx.addIssue({ code: "custom", message: issue.message, path: [field] });
+  }
+  return {};
+}
+
+const formValues = z.custom<FormValues>();
+
+/** An identity's limits and credits form (the rows and credits of a key's access form). */
+export const LimitsFormSchema = formValues.transform((values, ctx) => ({
+  ratelimits: limitsOf(values, ctx),
+  ...creditsOf(values, ctx),
+}));
+
+/** A key's access form: enabled, its limits and its credits. */
+export const AccessFormSchema = formValues.transform(
+  (values, ctx): GovernanceInput => ({
+    enabled: values.enabled === "on",
+    ratelimits: limitsOf(values, ctx),
+    ...creditsOf(values, ctx),
+  }),
+);
+
 /** Only what changed: rewriting unchanged limits would reset their windows. */
-export function changedAccess(key: ApiKeyRow, input: GovernanceInput): GovernanceInput {
+export function changedAccess(
+  key: Governed & { enabled?: boolean },
+  input: GovernanceInput,
+): GovernanceInput {
   const changes: GovernanceInput = {};
   if (input.enabled !== undefined && input.enabled !== key.enabled) changes.enabled = input.enabled;
   if (
@@ -144,7 +172,7 @@ export function changedAccess(key: ApiKeyRow, input: GovernanceInput): Governanc
   return changes;
 }
 
-export const AccessFacts: FC<{ keyRow: ApiKeyRow; remaining: number | null }> = ({
+export const AccessFacts: FC<{ keyRow: Governed; remaining: number | null }> = ({
   keyRow: key,
   remaining,
 }) => (
@@ -186,12 +214,16 @@ export const AccessFacts: FC<{ keyRow: ApiKeyRow; remaining: number | null }> = 
   </>
 );
 
-export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: FieldErrors }> = ({
-  keyRow,
-  values,
-  errors,
-}) => {
-  const rows = Math.min(MAX_LIMITS, (keyRow.ratelimits?.length ?? 0) + 1);
+/**
+ * The rate-limit rows (the limits set, one blank row, and any row the values fill) and the
+ * credits of a key's access form or an identity's form.
+ */
+export const LimitFields: FC<{
+  keyRow: Governed | null;
+  values: FormValues;
+  errors: FieldErrors;
+}> = ({ keyRow, values, errors }) => {
+  const rows = Math.min(MAX_LIMITS, (keyRow?.ratelimits?.length ?? 0) + 1);
   const shown = Math.max(
     rows,
     ...Array.from({ length: MAX_LIMITS }, (_, i) =>
@@ -199,15 +231,7 @@ export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: Fie
     ),
   );
   return (
-    <form class="stack" method="post" action={`${BASE}/keys/${keyRow.id}/access`}>
-      <FormError errors={errors} />
-      <label class="choice">
-        <input type="checkbox" name="enabled" checked={values.enabled === "on"} />
-        <span>
-          Enabled
-          <small>A disabled key answers DISABLED until it is enabled again.</small>
-        </span>
-      </label>
+    <>
       <fieldset>
         <legend class="legend">Rate limits</legend>
         <p class="hint muted">
@@ -314,9 +338,35 @@ export const AccessForm: FC<{ keyRow: ApiKeyRow; values: FormValues; errors: Fie
           </Field>
         </div>
       </fieldset>
+    </>
+  );
+};
+
+/** A key's access form (with `enabled`) or an identity's limits and credits (without). */
+export const AccessForm: FC<{
+  keyRow: Governed;
+  action: string;
+  /** A key's form has the enabled switch; an identity has none. */
+  toggle: boolean;
+  values: FormValues;
+  errors: FieldErrors;
+}> = ({ keyRow, action, toggle, values, errors }) => {
+  return (
+    <form class="stack" method="post" action={action}>
+      <FormError errors={errors} />
+      {toggle ? (
+        <label class="choice">
+          <input type="checkbox" name="enabled" checked={values.enabled === "on"} />
+          <span>
+            Enabled
+            <small>A disabled key answers DISABLED until it is enabled again.</small>
+          </span>
+        </label>
+      ) : null}
+      <LimitFields keyRow={keyRow} values={values} errors={errors} />
       <div class="form-foot">
         <button class="btn primary" type="submit">
-          Save access
+          {toggle ? "Save access" : "Save limits and credits"}
         </button>
       </div>
     </form>

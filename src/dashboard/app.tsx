@@ -19,6 +19,7 @@ import {
 } from "./frame";
 import { BASE } from "./layout";
 import { audit } from "./sections/audit";
+import { identities } from "./sections/identities";
 import { keys } from "./sections/keys";
 import { orgKeys } from "./sections/org-keys";
 import { projects } from "./sections/projects";
@@ -85,6 +86,8 @@ export function createDashboard() {
     "/keys/*",
     "/org-keys",
     "/org-keys/*",
+    "/identities",
+    "/identities/*",
     "/audit",
   ]) {
     app.use(path, signedIn);
@@ -93,6 +96,7 @@ export function createDashboard() {
   app.route("/projects", webhooks);
   app.route("/keys", keys);
   app.route("/org-keys", orgKeys);
+  app.route("/identities", identities);
   app.route("/audit", audit);
 
   app.all("*", (c) =>

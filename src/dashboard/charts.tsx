@@ -64,10 +64,10 @@ export const VerificationChart: FC<{
   range: RangeName;
   /** The page the range links point to. */
   path: string;
-  what: "key" | "project";
+  what: "key" | "project" | "identity";
   start: number;
   end: number;
-  /** The project's most verified keys over the range. */
+  /** The project's (or identity's) most verified keys over the range. */
   topKeys?: { key_id: string; name: string; total: number }[];
 }> = ({ data, range, path, what, start, end, topKeys }) => {
   const totals = totalsByCode(data);
@@ -88,7 +88,7 @@ export const VerificationChart: FC<{
         <div class="chart-empty">
           <Empty title={`No verifications in the ${RANGES[range].label.toLowerCase()}`}>
             <p>
-              When {what === "key" ? "this key is" : "this project's keys are"} verified, the count
+              When {what === "key" ? "this key is" : `this ${what}'s keys are`} verified, the count
               of each outcome (valid, revoked, expired, …) appears here within a minute.
             </p>
           </Empty>

@@ -125,6 +125,10 @@ const NOTICES: Record<string, string> = {
   "access-updated": "Access settings saved.",
   "key-revoked":
     "Key revoked. Every verification refuses it within seconds (REVOCATION_BOUND_MS, 2 s by default).",
+  "identity-created": "Identity created.",
+  "identity-created-before": "That form was submitted before: this is the identity it created.",
+  "identity-updated": "Limits and credits saved.",
+  "identity-deleted": "Identity deleted. Its keys no longer share its limits and credits.",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
   "key-created-before":
     "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",

@@ -9,8 +9,8 @@ export const BASE = "/dashboard";
 export interface Frame {
   title: string;
   principal?: UserPrincipal | null;
-  /** Which top-level section is current: projects, org-keys or audit. */
-  section?: "projects" | "org-keys" | "audit";
+  /** Which top-level section is current. */
+  section?: "projects" | "org-keys" | "identities" | "audit";
   /** Clerk's Frontend API host, when production sign-in is configured. */
   clerk?: { frontendApi: string; publishableKey: string } | null;
   /** Extra stylesheets and scripts of this page (e.g. the chart's). */
@@ -78,6 +78,9 @@ const TopBar: FC<{ principal: UserPrincipal; section: Frame["section"] }> = ({
             Organization keys
           </NavLink>
         ) : null}
+        <NavLink href={`${BASE}/identities`} current={section === "identities"}>
+          Identities
+        </NavLink>
         <NavLink href={`${BASE}/audit`} current={section === "audit"}>
           Audit log
         </NavLink>

@@ -187,6 +187,10 @@ const ACTIONS: Record<string, string> = {
   "api_key.revoked": "Revoked key",
   "api_key.rotated": "Rotated key",
   "webhook_delivery.retried": "Retried webhook delivery",
+  "identity.created": "Created identity",
+  "identity.updated": "Changed identity",
+  "identity.deleted": "Deleted identity",
+  "identity.credits_adjusted": "Adjusted identity credits",
 };
 
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

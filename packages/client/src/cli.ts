@@ -307,6 +307,147 @@ keys
     print(json(), body, () => `${record(body as Row)}\n\nThe key is shown only now: ${body.key}`);
   });
 
+/**
+ * A JSON option (`--meta '{"plan":"pro"}'`, `null` to clear), or exit 1 saying which. Boxed:
+ * commander turns an option value of null into "".
+ */
+const jsonOption = (name: string) => (value: string) => {
+  try {
+    return { json: JSON.parse(value) as unknown };
+  } catch {
+    return fail(`--${name} is not JSON: ${value}`);
+  }
+};
+
+const IDENTITY_COLUMNS = ["id", "external_id", "ratelimits", "credits", "created_at"];
+
+interface IdentityOptions {
+  meta?: { json: unknown };
+  ratelimits?: { json: unknown };
+  credits?: { json: unknown };
+}
+
+/**
+ * The members given (`null` clears one on update). The JSON is the user's and Keygate checks
+ * it (a 400 names the field), so the bodies built with it are not typed further (`as never`).
+ */
+const identityFields = (options: IdentityOptions) => ({
+  ...(options.meta === undefined ? {} : { meta: options.meta.json }),
+  ...(options.ratelimits === undefined ? {} : { ratelimits: options.ratelimits.json }),
+  ...(options.credits === undefined ? {} : { credits: options.credits.json }),
+});
+
+/** The options create and update share: each one JSON, as in the API's body. */
+const withIdentityOptions = (command: Command) =>
+  command
+    .option(
+      "--meta <json>",
+      'a JSON object returned by verify, e.g. \'{"plan":"pro"}\'',
+      jsonOption("meta"),
+    )
+    .option(
+      "--ratelimits <json>",
+      'shared limits, e.g. \'[{"name":"requests","limit":100,"duration_ms":60000}]\'',
+      jsonOption("ratelimits"),
+    )
+    .option(
+      "--credits <json>",
+      'shared credits, e.g. \'{"remaining":1000,"refill":{"interval":"monthly","amount":1000}}\'',
+      jsonOption("credits"),
+    );
+
+const identities = program
+  .command("identities")
+  .description("list, create, get, update and delete identities; set their credits");
+
+identities
+  .command("list")
+  .description("the organization's identities (oldest first)")
+  .option("--external-id <id>", "only the identity of this owner")
+  .action(async (options: { externalId?: string }) => {
+    const body = unwrap(
+      await client().GET("/v1/identities", {
+        params: {
+          query: {
+            limit: 100,
+            ...(options.externalId ? { external_id: options.externalId } : {}),
+          },
+        },
+      }),
+    );
+    print(json(), body.identities, () => table(body.identities as Row[], IDENTITY_COLUMNS));
+  });
+
+withIdentityOptions(
+  identities
+    .command("create <external-id>")
+    .description("create an identity: the owner in your own system, unique in the organization"),
+).action(async (externalId: string, options: IdentityOptions) => {
+  const body = unwrap(
+    await client().POST("/v1/identities", {
+      body: { external_id: externalId, ...identityFields(options) } as never,
+    }),
+  );
+  print(json(), body, () => record(body as Row));
+});
+
+identities
+  .command("get <id>")
+  .description("one identity, with its exact live credits")
+  .action(async (id: string) => {
+    const body = unwrap(
+      await client().GET("/v1/identities/{identityID}", { params: { path: { identityID: id } } }),
+    );
+    print(json(), body, () => record(body as Row));
+  });
+
+withIdentityOptions(
+  identities
+    .command("update <id>")
+    .description("change an identity's external id, meta, limits or credits (null clears one)")
+    .option("--external-id <id>", "a new owner id, unique in the organization"),
+).action(async (id: string, options: IdentityOptions & { externalId?: string }) => {
+  const body = unwrap(
+    await client().PATCH("/v1/identities/{identityID}", {
+      params: { path: { identityID: id } },
+      body: {
+        ...(options.externalId ? { external_id: options.externalId } : {}),
+        ...identityFields(options),
+      } as never,
+    }),
+  );
+  print(json(), body, () => record(body as Row));
+});
+
+identities
+  .command("delete <id>")
+  .description("delete an identity (its keys stop sharing its limits and credits)")
+  .action(async (id: string) => {
+    unwrap(
+      await client().DELETE("/v1/identities/{identityID}", {
+        params: { path: { identityID: id } },
+      }),
+    );
+    print(json(), { id, deleted: true }, () => `Deleted ${id}.`);
+  });
+
+identities
+  .command("credits <id> <operation> <value>")
+  .description("set, increment or decrement an identity's credits (atomic); prints the balance")
+  .action(async (id: string, operation: string, value: string) => {
+    if (operation !== "set" && operation !== "increment" && operation !== "decrement") {
+      fail(`the operation is set, increment or decrement, not ${operation}`);
+    }
+    if (!/^\d+$/.test(value)) fail(`the value is a whole number of credits, not ${value}`);
+    const body = unwrap(
+      await client().POST("/v1/identities/{identityID}/credits", {
+        params: { path: { identityID: id } },
+        body: { operation, value: Number(value) },
+      }),
+    );
+    print(json(), body, () => record(body as Row));
+  });
+
 program
   .command("verify")
   .description(

@@ -10,6 +10,9 @@ export type ApiKey = Schemas["ApiKey"];
 export type Project = Schemas["Project"];
 export type Rotation = Schemas["Rotation"];
 export type VerifyResult = Schemas["VerifyResult"];
+export type Identity = Schemas["Identity"];
+export type IdentityVerifications = Schemas["IdentityVerifications"];
+export type UsageExport = Schemas["UsageExport"];
 export type Problem = Schemas["Problem"];
 
 /** Where `npm start` serves Keygate locally. */

@@ -2,7 +2,7 @@
 // Keygate really answers, and openapi-fetch drives every call.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { createKeygateClient } from "@keygate/client";
+import { createKeygateClient, type Identity, type UsageExport } from "@keygate/client";
 import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { BASE, newOrg } from "../../../test/helpers";
@@ -76,6 +76,46 @@ describe("createKeygateClient", () => {
     expect((await cli.POST("/v1/api-keys", { body })).data?.source).toBe("cli");
     const plain = createKeygateClient({ url: BASE, token: admin, fetch: keygateFetch });
     expect((await plain.POST("/v1/api-keys", { body })).data?.source).toBe("dashboard");
+  });
+
+  it("manages identities and reads the usage export, typed", async () => {
+    const { admin, project } = await newOrg("client_identities");
+    const keygate = createKeygateClient({ url: BASE, token: admin, fetch: keygateFetch });
+    const created = await keygate.POST("/v1/identities", {
+      body: { external_id: "cust_typed", credits: { remaining: 10 } },
+    });
+    expect(created.response.status).toBe(201);
+    const identity: Identity = created.data as Identity;
+    const path = { params: { path: { identityID: identity.id } } };
+    const listed = await keygate.GET("/v1/identities", {
+      params: { query: { external_id: "cust_typed" } },
+    });
+    expect(listed.data?.identities.map((i) => i.id)).toEqual([identity.id]);
+    const spent = await keygate.POST("/v1/identities/{identityID}/credits", {
+      ...path,
+      body: { operation: "decrement", value: 4 },
+    });
+    expect(spent.data?.remaining).toBe(6);
+    const patched = await keygate.PATCH("/v1/identities/{identityID}", {
+      ...path,
+      body: { meta: { plan: "pro" } },
+    });
+    expect(patched.data).toMatchObject({ meta: { plan: "pro" }, credits: { remaining: 6 } });
+    const key = await keygate.POST("/v1/api-keys", {
+      body: { project_id: project.id, name: "owned", scopes: [], external_id: "cust_typed" },
+    });
+    expect(key.response.status).toBe(201);
+    const usage = await keygate.GET("/v1/usage", {
+      params: { query: { group_by: "external_id", granularity: "day" } },
+    });
+    // JSON unless `Accept: text/csv` (the answer's type is the union of the two).
+    const exported = usage.data as UsageExport;
+    expect(exported).toMatchObject({ granularity: "day", group_by: "external_id", rows: [] });
+    const verifications = await keygate.GET("/v1/identities/{identityID}/verifications", path);
+    expect(verifications.data?.identity_id).toBe(identity.id);
+    const deleted = await keygate.DELETE("/v1/identities/{identityID}", path);
+    expect(deleted.response.status).toBe(204);
+    expect((await keygate.GET("/v1/identities/{identityID}", path)).response.status).toBe(404);
   });
 
   it("hands back Keygate's problem+json as `error`", async () => {
