@@ -80,10 +80,6 @@ export const EndpointTable: FC<{
           <th scope="col">Endpoint</th>
           <th scope="col">Events</th>
           <th scope="col">State</th>
-          <th scope="col">Created</th>
-          <th scope="col">
-            <span class="muted">Action</span>
-          </th>
         </tr>
       </thead>
       <tbody>
@@ -92,6 +88,9 @@ export const EndpointTable: FC<{
             <td class="name" data-label="Endpoint">
               <a href={endpointPath(project, e)}>{e.description ?? e.url}</a>
               <div class="sub mono">{e.url}</div>
+              <div class="sub">
+                added <Time ms={e.createdAt} now={now} rel />
+              </div>
             </td>
             <td data-label="Events">
               <Subscriptions events={e.events} />
@@ -100,21 +99,18 @@ export const EndpointTable: FC<{
               <span class={`badge ${e.enabled ? "ok" : "warn"}`}>
                 {e.enabled ? "enabled" : "disabled"}
               </span>
-            </td>
-            <td data-label="Created" class="nowrap">
-              <Time ms={e.createdAt} now={now} rel />
-            </td>
-            <td data-label="Action">
               {canChange ? (
-                <form method="post" action={`${endpointPath(project, e)}/enabled`}>
+                <form
+                  class="row-action"
+                  method="post"
+                  action={`${endpointPath(project, e)}/enabled`}
+                >
                   <input type="hidden" name="enabled" value={e.enabled ? "false" : "true"} />
                   <button class="btn small" type="submit">
                     {e.enabled ? "Disable" : "Enable"}
                   </button>
                 </form>
-              ) : (
-                <span class="faint">—</span>
-              )}
+              ) : null}
             </td>
           </tr>
         ))}
