@@ -130,6 +130,10 @@ const NOTICES: Record<string, string> = {
   "identity-updated": "Limits and credits saved.",
   "identity-deleted": "Identity deleted. Its keys no longer share its limits and credits.",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
+  "endpoint-created": "Webhook endpoint added.",
+  "endpoint-created-before": "That form was submitted before: this is the endpoint it added.",
+  "endpoint-updated": "Webhook endpoint saved.",
+  "endpoint-deleted": "Webhook endpoint deleted.",
   "key-created-before":
     "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",
 };

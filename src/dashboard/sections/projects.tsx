@@ -90,7 +90,7 @@ export const ProjectTabs: FC<{ project: ProjectRow; current: "keys" | "webhooks"
       { href: `${BASE}/projects/${project.id}`, label: "Keys", current: current === "keys" },
       {
         href: `${BASE}/projects/${project.id}/webhooks`,
-        label: "Webhook deliveries",
+        label: "Webhooks",
         current: current === "webhooks",
       },
     ]}
