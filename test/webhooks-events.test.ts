@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { EXPIRY_BATCH } from "../src/core/keys";
 import { addEndpoint, deliverNow, keyObject, queued, verifySignature } from "./events-harness";
-import { call, newKey, newOrg, runCron } from "./helpers";
+import { call, newKey, newOrg, runCron, verify } from "./helpers";
 import {
   DAY,
   deliveryRow,
@@ -478,5 +478,67 @@ describe("expiry events", () => {
       .bind(expiresAt, EXPIRY_BATCH)
       .all<{ detail: string }>();
     expect(plan.results.map((r) => r.detail).join(" ")).toContain("api_keys_expiry_notice");
+  });
+});
+
+describe("api_key.credits_exhausted", () => {
+  it("the first USAGE_EXCEEDED after the credits were set or refilled, once; again after a set or PATCH", async () => {
+    const org = await newOrg("ev-exhausted");
+    const endpoint = await addEndpoint(org, ["api_key.credits_exhausted"]);
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 1 } });
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await verify(key.key)).body.code);
+    expect(codes).toEqual(["VALID", ...Array(4).fill("USAGE_EXCEEDED")]);
+    let rows = await queued(endpoint.id);
+    expect(rows).toHaveLength(1);
+    const body = JSON.parse(rows[0].payload);
+    expect(body.type).toBe("api_key.credits_exhausted");
+    expect(Object.keys(body.data).sort()).toEqual(["actor", "api_key"]);
+    expect(body.data.actor).toEqual({ type: "system", id: "verification" });
+    expect(body.data.api_key).toMatchObject({
+      id: key.id,
+      credits: { remaining: 0, refill: null },
+    });
+
+    // Topped up by POST …/credits: the next exhaustion is a new one.
+    const set = await call("POST", `/v1/api-keys/${key.id}/credits`, {
+      token: org.admin,
+      body: { operation: "set", value: 1 },
+    });
+    expect(set.status).toBe(200);
+    for (let i = 0; i < 3; i++) await verify(key.key);
+    rows = await queued(endpoint.id);
+    expect(rows).toHaveLength(2);
+    // A decrement adds nothing: no new exhaustion.
+    await call("POST", `/v1/api-keys/${key.id}/credits`, {
+      token: org.admin,
+      body: { operation: "decrement", value: 1 },
+    });
+    await verify(key.key);
+    expect(await queued(endpoint.id)).toHaveLength(2);
+    // Set again by PATCH.
+    await call("PATCH", `/v1/api-keys/${key.id}`, {
+      token: org.admin,
+      body: { credits: { remaining: 2 } },
+    });
+    for (let i = 0; i < 4; i++) await verify(key.key);
+    rows = await queued(endpoint.id);
+    expect(rows).toHaveLength(3);
+    expect(new Set(rows.map((r) => r.id)).size).toBe(3);
+    // No D1 write per refused verification: the audit log has one row per exhaustion.
+    const { results } = await env.DB.prepare(
+      "select count(*) as n from audit_events where target_id = ? and action = 'api_key.credits_exhausted'",
+    )
+      .bind(key.id)
+      .all<{ n: number }>();
+    expect(results[0]?.n).toBe(3);
+  });
+
+  it("concurrent refusals report one exhaustion", async () => {
+    const org = await newOrg("ev-exhausted-race");
+    const endpoint = await addEndpoint(org, ["api_key.credits_exhausted"]);
+    const key = await newKey(org.admin, org.project.id, { credits: { remaining: 0 } });
+    await Promise.all(Array.from({ length: 8 }, () => verify(key.key)));
+    expect(await queued(endpoint.id)).toHaveLength(1);
   });
 });

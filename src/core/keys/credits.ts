@@ -4,6 +4,7 @@ import { and, eq, isNull, lte, or } from "drizzle-orm";
 import { type ApiKeyRow, apiKeys, auditEvents } from "../../db/schema";
 import { auditRecorded, auditValues } from "../audit";
 import type { Core } from "../context";
+import { noteCreditsReplenished } from "../credits-exhausted";
 import { conflict, loggable } from "../errors";
 import { eventActor, keyEventRows } from "../events";
 import { type Actor, type Principal, requireScope } from "../principal";
@@ -90,6 +91,8 @@ export async function adjustKeyCredits(
   const spec = creditsSpecOf(key);
   if (!spec) throw conflict("This key has no credits (unlimited): set them with PATCH first.");
   const { remaining } = await adjustCredits(core, lineageOf(key), spec, operation, value);
+  // Credits set or topped up: the next refusal for credits is a new exhaustion.
+  if (operation !== "decrement") await noteCreditsReplenished(core, lineageOf(key));
   // After the fact: the usage object is not D1, so the two cannot be one batch. A credits
   // operation changes the key object's `credits.remaining`: an `api_key.updated` event.
   const audit = auditValues(core, actor, {
