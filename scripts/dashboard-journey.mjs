@@ -212,6 +212,20 @@ try {
   await screenshot("webhooks");
   await submit("Retry now");
   check((await text()).includes("Delivery queued again"), "retry not confirmed");
+
+  // A webhook endpoint for key events: added from the tab's form, then disabled.
+  await page.getByLabel("URL").fill("http://localhost:9/keygate-events");
+  await page.getByLabel("Description").fill("Billing sync");
+  await page.getByLabel("api_key.revoked").check();
+  await page.getByLabel("api_key.leaked").check();
+  await submit("Add endpoint");
+  check((await text()).includes("Webhook endpoint added"), "endpoint not added");
+  check((await text()).includes("api_key.leaked"), "endpoint's events not listed");
+  await screenshot("webhook-endpoints");
+  await submit("Disable");
+  check((await text()).includes("disabled"), "endpoint not disabled");
+  await page.getByRole("link", { name: "Billing sync" }).click();
+  await screenshot("webhook-endpoint-edit");
   await page.goto(`${server.url}/dashboard/org-keys`);
   await screenshot("org-keys");
 
@@ -224,6 +238,7 @@ try {
     "Changed key",
     "Rotated key",
     "Revoked key",
+    "Added webhook endpoint",
   ]) {
     check(audit.includes(step), `audit log lacks "${step}"`);
   }

@@ -137,6 +137,16 @@ describe("dashboard CSRF", () => {
         ["/dashboard/org-keys", { name: "Forged", scopes: "*" }],
         [`/dashboard/projects/${p}/webhooks/msg_x/retry`, {}],
         [`/dashboard/projects/${p}/webhooks/secret`, {}],
+        [
+          `/dashboard/projects/${p}/webhooks/endpoints`,
+          { url: "https://hooks.example/forged", all_events: "on" },
+        ],
+        [
+          `/dashboard/projects/${p}/webhooks/endpoints/x`,
+          { url: "https://h.example/", all_events: "on" },
+        ],
+        [`/dashboard/projects/${p}/webhooks/endpoints/x/enabled`, { enabled: "false" }],
+        [`/dashboard/projects/${p}/webhooks/endpoints/x/delete`, {}],
         ["/dashboard/sign-out", {}],
         ["/dashboard/dev-sign-in", { org: "org_evil", user: "u", role: "admin" }],
       ] as [string, Record<string, string>][],

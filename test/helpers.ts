@@ -100,6 +100,16 @@ export async function newOrg(name = "org") {
   return { org, admin, member, project: created.body };
 }
 
+/** An org-scoped API key of the organization, with these scopes (its plaintext). */
+export async function orgKey(org: { org: string; admin: string }, scopes: string[]) {
+  const created = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
+    token: org.admin,
+    body: { name: "org key", scopes },
+  });
+  if (created.status !== 201) throw new Error(`org key create failed: ${created.text}`);
+  return created.body.plaintext_api_key as string;
+}
+
 /** Create a key through seed 001 and return the response body (with plaintext `key`). */
 export async function newKey(
   token: string,

@@ -3,7 +3,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { d1Snapshot, expectProblem } from "./hardening";
-import { call, newKey, newOrg, nextLink, RFC3339_UTC, verify } from "./helpers";
+import { call, newKey, newOrg, nextLink, orgKey, RFC3339_UTC, verify } from "./helpers";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -14,16 +14,6 @@ async function newIdentity(org: Org, body: Record<string, unknown> = {}) {
   const created = await create(org.admin, { external_id: `user_${crypto.randomUUID()}`, ...body });
   if (created.status !== 201) throw new Error(`identity create failed: ${created.text}`);
   return created.body;
-}
-
-/** An org-scoped API key of the organization, with these scopes. */
-async function orgKey(org: Org, scopes: string[]) {
-  const created = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
-    token: org.admin,
-    body: { name: "org key", scopes },
-  });
-  expect(created.status, created.text).toBe(201);
-  return created.body.plaintext_api_key as string;
 }
 
 const auditActions = async (org: Org) => {

@@ -105,10 +105,21 @@ describe("the try-it examples of /docs", () => {
       return created.body as { id: string };
     };
 
+    /** A webhook endpoint of its own for the operations on one (at most 10 per project). */
+    const exampleEndpoint = async () => {
+      const created = await call("POST", `/v1/projects/${org.project.id}/webhook-endpoints`, {
+        token: org.admin,
+        body: { url: "https://example.com/hooks/keygate", events: ["*"] },
+      });
+      expect(created.status, created.text).toBe(201);
+      return created.body as { id: string };
+    };
+
     const answers: string[] = [];
     for (const { method, path, operation } of operations()) {
       const key = await exampleKey();
       const identity = await exampleIdentity();
+      const endpoint = path.includes("{endpointID}") ? await exampleEndpoint() : undefined;
       const realIds: Record<string, string> = {
         id: org.project.id,
         projectId: org.project.id,
@@ -120,6 +131,7 @@ describe("the try-it examples of /docs", () => {
         keyId: key.id,
         deliveryId,
         identityID: identity.id,
+        ...(endpoint ? { endpointID: endpoint.id } : {}),
       };
       // Parameters as /docs fills them: a value from the parameter's or its schema's example,
       // default or first enum member; an optional one without a value is left out.

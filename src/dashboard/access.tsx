@@ -1,10 +1,12 @@
 // A key's access controls: enabled, rate limits and credits. Read with the API's own wire
 // schemas (src/schemas/governance.ts), so the form refuses exactly what the API refuses.
+
+import { z } from "@hono/zod-openapi";
 import type { FC } from "hono/jsx";
-import type { GovernanceInput } from "../core/governance";
+import type { GovernanceInput, RateLimitRule } from "../core/governance";
 import type { ApiKeyRow } from "../db/schema";
 import { CreditsSchema, RateLimitsSchema } from "../schemas/governance";
-import { type FormReader, type FormValues, sentence } from "./forms";
+import type { FormValues } from "./forms";
 import { BASE, described, Field, type FieldErrors, FormError } from "./layout";
 
 export const MAX_LIMITS = 5;
@@ -47,76 +49,92 @@ export function accessValues(key: ApiKeyRow, remaining: number | null = null): F
   return values;
 }
 
-/**
- * The governance input of an access form: rows left blank are dropped; errors are named by
- * the row's own field (`rl_limit_1`, `refill_day`).
- */
-export function readAccess(form: FormReader): GovernanceInput {
+const trimmed = (values: FormValues, field: string) => (values[field] ?? "").trim();
+
+/** Rate-limit rows as the API reads them; rows left blank are dropped; errors name the row's field. */
+function limitsOf(values: FormValues, ctx: z.RefinementCtx): RateLimitRule[] | null | undefined {
   const rows: { index: number; wire: { name: string; limit: number; duration_ms: number } }[] = [];
   for (let i = 0; i < MAX_LIMITS; i++) {
-    const name = form.text(`rl_name_${i}`);
-    const limit = form.text(`rl_limit_${i}`);
-    const window = form.text(`rl_window_${i}`);
+    const name = trimmed(values, `rl_name_${i}`);
+    const limit = trimmed(values, `rl_limit_${i}`);
     if (name === "" && limit === "") continue;
+    const window = number(trimmed(values, `rl_window_${i}`));
     rows.push({
       index: i,
-      wire: { name, limit: number(limit), duration_ms: Math.round(number(window) * 1000) },
+      wire: { name, limit: number(limit), duration_ms: Math.round(window * 1000) },
     });
   }
   const limits = RateLimitsSchema.safeParse(rows.map((r) => r.wire));
-  if (!limits.success) {
-    for (const issue of limits.error.issues) {
-      const [row, member] = issue.path as [number | undefined, string | undefined];
-      const index = rows[row ?? 0]?.index ?? 0;
-      const field =
-        member === "limit" ? "rl_limit" : member === "duration_ms" ? "rl_window" : "rl_name";
-      form.errors[`${field}_${index}`] ??= sentence(issue.message);
-    }
+  if (limits.success) return limits.data;
+  for (const issue of limits.error.issues) {
+    const [row, member] = issue.path as [number | undefined, string | undefined];
+    const index = rows[row ?? 0]?.index ?? 0;
+    const field =
+      member === "limit" ? "rl_limit" : member === "duration_ms" ? "rl_window" : "rl_name";
+    ctx.addIssue({ code: "custom", message: issue.message, path: [`${field}_${index}`] });
   }
-
-  let credits: GovernanceInput["credits"] = null;
-  const remaining = form.text("credits_remaining");
-  if (remaining !== "") {
-    const interval = form.text("refill_interval");
-    const day = form.text("refill_day");
-    const parsed = CreditsSchema.safeParse({
-      remaining: number(remaining),
-      refill:
-        interval === ""
-          ? null
-          : {
-              interval,
-              amount: number(form.text("refill_amount")),
-              ...(interval === "monthly" && day !== "" ? { day: number(day) } : {}),
-            },
-    });
-    if (parsed.success) credits = parsed.data;
-    if (parsed.success && remaining === form.text("credits_remaining_shown")) {
-      return {
-        enabled: form.values.enabled === "on",
-        ratelimits: limits.success ? limits.data : undefined,
-        creditsRefill: parsed.data.refill,
-      };
-    }
-    for (const issue of parsed.error?.issues ?? []) {
-      const [first, second] = issue.path.map(String);
-      const field =
-        first === "remaining"
-          ? "credits_remaining"
-          : second === "day"
-            ? "refill_day"
-            : second === "interval"
-              ? "refill_interval"
-              : "refill_amount";
-      form.errors[field] ??= sentence(issue.message);
-    }
-  }
-  return {
-    enabled: form.values.enabled === "on",
-    ratelimits: limits.success ? limits.data : undefined,
-    credits,
-  };
+  return undefined;
 }
+
+/**
+ * Credits as the API reads them. A balance sent back as it was shown is not set again (it
+ * would give back what was spent since the page was rendered): then only the refill changes.
+ */
+function creditsOf(
+  values: FormValues,
+  ctx: z.RefinementCtx,
+): Pick<GovernanceInput, "credits" | "creditsRefill"> {
+  const remaining = trimmed(values, "credits_remaining");
+  if (remaining === "") return { credits: null };
+  const interval = trimmed(values, "refill_interval");
+  const day = trimmed(values, "refill_day");
+  const parsed = CreditsSchema.safeParse({
+    remaining: number(remaining),
+    refill:
+      interval === ""
+        ? null
+        : {
+            interval,
+            amount: number(trimmed(values, "refill_amount")),
+            ...(interval === "monthly" && day !== "" ? { day: number(day) } : {}),
+          },
+  });
+  if (parsed.success) {
+    return remaining === trimmed(values, "credits_remaining_shown")
+      ? { creditsRefill: parsed.data.refill }
+      : { credits: parsed.data };
+  }
+  for (const issue of parsed.error.issues) {
+    const [first, second] = issue.path.map(String);
+    const field =
+      first === "remaining"
+        ? "credits_remaining"
+        : second === "day"
+          ? "refill_day"
+          : second === "interval"
+            ? "refill_interval"
+            : "refill_amount";
+    ctx.addIssue({ code: "custom", message: issue.message, path: [field] });
+  }
+  return {};
+}
+
+const formValues = z.custom<FormValues>();
+
+/** An identity's limits and credits form (the rows and credits of a key's access form). */
+export const LimitsFormSchema = formValues.transform((values, ctx) => ({
+  ratelimits: limitsOf(values, ctx),
+  ...creditsOf(values, ctx),
+}));
+
+/** A key's access form: enabled, its limits and its credits. */
+export const AccessFormSchema = formValues.transform(
+  (values, ctx): GovernanceInput => ({
+    enabled: values.enabled === "on",
+    ratelimits: limitsOf(values, ctx),
+    ...creditsOf(values, ctx),
+  }),
+);
 
 /** Only what changed: rewriting unchanged limits would reset their windows. */
 export function changedAccess(key: ApiKeyRow, input: GovernanceInput): GovernanceInput {

@@ -1,7 +1,9 @@
-// Form posts → core inputs, with the same field schemas as the API, and core errors → the
-// message next to the field they name.
-import type { z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+// Form posts → core inputs. Each form is one zod schema over its fields as text, built from
+// the API's own field schemas, read by Hono's `validator("form", …)`; a refused field gets its
+// message next to it, and core errors → the message next to the field they name.
+import { z } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import { validator } from "hono/validator";
 import { invalid, isDomainError } from "../core/errors";
 import {
   NameSchema,
@@ -13,94 +15,96 @@ import type { FieldErrors } from "./layout";
 
 export type FormValues = Record<string, string>;
 
-/** Form fields as strings (urlencoded or multipart alike); files are ignored. */
-export async function readForm(c: Context): Promise<FormValues> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return {};
-  let data: FormData;
-  try {
-    data = await c.req.formData();
-  } catch {
-    // A body its content type does not describe (a broken multipart boundary): the client's fault.
-    throw invalid("form", "The form could not be read; submit it again.", null);
-  }
-  // No prototype: a field named `__proto__` or `constructor` is a field like any other.
+/** What a form's handler gets: the fields as sent (to show again), and the value or why not. */
+export type Submitted<T> =
+  | { ok: true; values: FormValues; data: T; errors: FieldErrors }
+  | { ok: false; values: FormValues; errors: FieldErrors };
+
+/** One text per field (the last one sent; files are ignored), in an object with no prototype. */
+function textsOf(body: Record<string, unknown>): FormValues {
   const values: FormValues = Object.create(null);
-  for (const [key, value] of data.entries()) {
-    if (typeof value === "string") values[key] = value;
+  for (const [key, value] of Object.entries(body)) {
+    const texts = (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
+    const last = texts.at(-1);
+    if (last !== undefined) values[key] = last;
   }
   return values;
 }
 
-/** Collects per-field messages while a form is turned into a core input. */
-export class FormReader {
-  readonly errors: FieldErrors = {};
-  constructor(readonly values: FormValues) {}
-
-  get ok() {
-    return Object.keys(this.errors).length === 0;
+/** Each refused field's first message, under the field's name (`_` for the form as a whole). */
+function fieldErrorsOf(error: z.ZodError): FieldErrors {
+  const errors: FieldErrors = {};
+  for (const issue of error.issues) {
+    errors[String(issue.path[0] ?? "_")] ??= sentence(issue.message);
   }
+  return errors;
+}
 
-  private check<T>(field: string, schema: z.ZodType<T>, value: unknown): T | undefined {
-    const result = schema.safeParse(value);
-    if (result.success) return result.data;
-    this.errors[field] ??= sentence(result.error.issues[0]?.message ?? "is not valid");
-    return undefined;
-  }
+/** Parses a form's fields with `schema`; any other content type reads as no fields. */
+export function parseForm<T>(schema: z.ZodType<T>, values: FormValues): Submitted<T> {
+  const parsed = schema.safeParse(values);
+  return parsed.success
+    ? { ok: true, values, data: parsed.data, errors: {} }
+    : { ok: false, values, errors: fieldErrorsOf(parsed.error) };
+}
 
-  text(field: string): string {
-    return (this.values[field] ?? "").trim();
-  }
-
-  name(field = "name"): string {
-    const value = this.text(field);
-    if (value === "") {
-      this.errors[field] = "Give it a name.";
-      return "";
+/**
+ * The validator of a form's POST: `c.req.valid("form")` is its `Submitted` value. A body its
+ * content type does not describe (a broken multipart boundary) is the client's fault: a 400.
+ */
+export function form<T>(schema: z.ZodType<T>) {
+  const read = validator("form", (body) => parseForm(schema, textsOf(body)));
+  const guarded: typeof read = async (c, next) => {
+    let parsed = false;
+    try {
+      return await read(c, async () => {
+        parsed = true;
+        await next();
+      });
+    } catch (error) {
+      if (parsed || !(error instanceof HTTPException) || error.status !== 400) throw error;
+      throw invalid("form", "The form could not be read; submit it again.", null);
     }
-    return this.check(field, NameSchema, value) ?? "";
-  }
+  };
+  return guarded;
+}
 
-  /** Space- or comma-separated. */
-  scopes(field = "scopes"): string[] {
-    const scopes = this.text(field)
-      .split(/[\s,]+/)
-      .filter(Boolean);
-    return this.check(field, ScopesSchema, [...new Set(scopes)]) ?? [];
-  }
+/** A field as text: absent is empty; surrounding spaces are not part of it. */
+const text = z
+  .string()
+  .default("")
+  .transform((value) => value.trim());
 
+/** Empty is none (null); anything else must pass `schema`, after `convert` (for numbers). */
+const blankOr = <T>(schema: z.ZodType<T>, convert: (value: string) => unknown = (v) => v) =>
+  text.transform((value) => (value === "" ? null : convert(value))).pipe(schema.nullable());
+
+/** The fields forms share, each read as the API reads it. */
+export const fields = {
+  text,
+  name: text.pipe(z.string().min(1, "Give it a name.").pipe(NameSchema)),
+  /** Space- or comma-separated, each once. */
+  scopes: text
+    .transform((value) => [...new Set(value.split(/[\s,]+/).filter(Boolean))])
+    .pipe(ScopesSchema),
   /** `datetime-local` (no zone) is read as UTC, as the label says; empty = none. */
-  instant(field: string): number | null {
-    const value = this.text(field);
+  instant: text.transform((value, ctx) => {
     if (value === "") return null;
     const ms = Date.parse(/[zZ]|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`);
-    if (Number.isNaN(ms)) {
-      this.errors[field] = "Enter a date and time.";
-      return null;
-    }
-    return ms;
-  }
-
-  rotationInterval(field = "rotation_interval_days"): number | null {
-    const value = this.text(field);
-    if (value === "") return null;
-    return this.check(field, RotationIntervalSchema, Number(value)) ?? null;
-  }
-
-  webhookUrl(field = "rotation_webhook_url"): string | null {
-    const value = this.text(field);
-    if (value === "") return null;
-    return this.check(field, WebhookUrlSchema, value) ?? null;
-  }
-
-  choice<T extends string>(field: string, allowed: readonly T[], fallback: T): T {
-    const value = this.text(field);
-    if (value === "") return fallback;
-    if ((allowed as readonly string[]).includes(value)) return value as T;
-    this.errors[field] = "Choose one of the options.";
-    return fallback;
-  }
-}
+    if (!Number.isNaN(ms)) return ms;
+    ctx.addIssue({ code: "custom", message: "Enter a date and time." });
+    return z.NEVER;
+  }),
+  rotationInterval: blankOr(RotationIntervalSchema, Number),
+  webhookUrl: blankOr(WebhookUrlSchema),
+  /** One of `allowed`; empty is `fallback`. */
+  choice: <T extends string>(allowed: readonly T[], fallback: T) =>
+    text
+      .transform((value) => (value === "" ? fallback : value))
+      .refine((value): value is T => (allowed as readonly string[]).includes(value), {
+        message: "Choose one of the options.",
+      }),
+};
 
 const LOCATIONS = new Set(["body", "query", "path", "header"]);
 

@@ -126,6 +126,10 @@ const NOTICES: Record<string, string> = {
   "key-revoked":
     "Key revoked. Every verification refuses it within seconds (REVOCATION_BOUND_MS, 2 s by default).",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
+  "endpoint-created": "Webhook endpoint added.",
+  "endpoint-created-before": "That form was submitted before: this is the endpoint it added.",
+  "endpoint-updated": "Webhook endpoint saved.",
+  "endpoint-deleted": "Webhook endpoint deleted.",
   "key-created-before":
     "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",
 };

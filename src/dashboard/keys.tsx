@@ -1,10 +1,11 @@
 // Key pages: the list, the create and edit forms, rotation, revocation, and the one page that
 // shows a plaintext key.
+import { z } from "@hono/zod-openapi";
 import type { FC } from "hono/jsx";
 import { isActive } from "../core/keys";
 import type { ApiKeyRow, EnvironmentRow, ProjectRow } from "../db/schema";
 import { AccessFacts } from "./access";
-import { type FormValues, localInput } from "./forms";
+import { type FormValues, fields, localInput } from "./forms";
 import {
   BASE,
   Chips,
@@ -94,6 +95,13 @@ export const KeyTable: FC<{
       <Pager next={next} first={first} count={keys.length} />
     </>
   );
+
+/** The create forms' fields (a project key's form adds its environment and rotation). */
+export const NewKeyFormSchema = z.object({
+  name: fields.name,
+  scopes: fields.scopes,
+  expires_at: fields.instant,
+});
 
 /** The create form, for a project key (with environments) or an org-scoped key. */
 export const NewKeyForm: FC<{

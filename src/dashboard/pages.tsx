@@ -1,6 +1,11 @@
 // Projects, webhook deliveries, the audit log, sign-in and the error pages.
 import type { FC } from "hono/jsx";
-import type { AuditEventRow, ProjectRow, WebhookDeliveryRow } from "../db/schema";
+import type {
+  AuditEventRow,
+  ProjectRow,
+  WebhookDeliveryRow,
+  WebhookEndpointRow,
+} from "../db/schema";
 import type { FormValues } from "./forms";
 import {
   BASE,
@@ -102,18 +107,35 @@ const DELIVERY_BADGE: Record<string, string> = {
   failed: "danger",
 };
 
+/** Where a delivery went: an endpoint of the project, or the key's own rotation URL. */
+const DeliveryTarget: FC<{ delivery: WebhookDeliveryRow; endpoints: WebhookEndpointRow[] }> = ({
+  delivery,
+  endpoints,
+}) => {
+  if (delivery.endpointId === null)
+    return <div class="sub">to the rotation webhook URL of the key</div>;
+  const endpoint = endpoints.find((e) => e.id === delivery.endpointId);
+  return (
+    <div class="sub">
+      to endpoint {endpoint ? (endpoint.description ?? endpoint.url) : "(deleted)"}
+    </div>
+  );
+};
+
 export const DeliveryTable: FC<{
   project: ProjectRow;
   deliveries: WebhookDeliveryRow[];
+  endpoints?: WebhookEndpointRow[];
   now: number;
   next: string | null;
   first: string | null;
-}> = ({ project, deliveries, now, next, first }) =>
+}> = ({ project, deliveries, endpoints = [], now, next, first }) =>
   deliveries.length === 0 && !first ? (
     <Empty title="No webhook deliveries yet">
       <p>
-        When a key with a rotation webhook URL is rotated, Keygate sends the new key there, signed
-        with the project's secret. Each delivery and its attempts appear here.
+        Key events go to the project's webhook endpoints, and a rotated key's successor to its
+        rotation webhook URL, signed with the project's secret. Each delivery and its attempts
+        appear here.
       </p>
     </Empty>
   ) : (
@@ -136,6 +158,7 @@ export const DeliveryTable: FC<{
             <tr>
               <td class="name" data-label="Delivery">
                 <a href={`${BASE}/keys/${d.keyId}`}>{d.eventType}</a>
+                <DeliveryTarget delivery={d} endpoints={endpoints} />
                 <div class="sub mono">{d.url}</div>
               </td>
               <td data-label="Status">
@@ -187,6 +210,9 @@ const ACTIONS: Record<string, string> = {
   "api_key.revoked": "Revoked key",
   "api_key.rotated": "Rotated key",
   "webhook_delivery.retried": "Retried webhook delivery",
+  "webhook_endpoint.created": "Added webhook endpoint",
+  "webhook_endpoint.updated": "Changed webhook endpoint",
+  "webhook_endpoint.deleted": "Deleted webhook endpoint",
 };
 
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -195,6 +221,7 @@ const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase(
 function auditDetail(event: AuditEventRow): string | null {
   const m = event.metadata as Record<string, unknown>;
   if (typeof m.name === "string") return `“${m.name}”`;
+  if (typeof m.url === "string") return m.url;
   if (Array.isArray(m.fields)) {
     // Events recorded before 2026-12-01 named columns (nextRotationAt, creditsVersion); newer
     // ones name the key's fields, which this leaves as they are.

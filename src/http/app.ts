@@ -11,6 +11,7 @@ import { registerProjects } from "../routes/projects";
 import { registerUsage } from "../routes/usage";
 import { registerVerifications } from "../routes/verifications";
 import { registerVerify } from "../routes/verify";
+import { registerWebhookEndpoints } from "../routes/webhook-endpoints";
 import { bodyGuard } from "./body";
 import { crossOrigin } from "./cors";
 import { methodNotAllowedResponse } from "./openapi";
@@ -34,6 +35,7 @@ export function createApp() {
   registerMeta(app);
   registerVerify(app);
   registerProjects(app);
+  registerWebhookEndpoints(app);
   registerApiKeys(app);
   registerOrgApiKeys(app);
   registerProjectKeys(app);

@@ -65,6 +65,10 @@ const DeliverySchema = z
     project_id: z.string(),
     key_id: z.string(),
     event_type: z.string(),
+    endpoint_id: z.string().nullable().openapi({
+      description:
+        "The webhook endpoint it goes to; null for a rotation delivery to the key's own `rotation_webhook_url`.",
+    }),
     url: z.string(),
     status: z.enum(webhookDeliveries.status.enumValues),
     attempts: z.number().int(),
@@ -99,6 +103,7 @@ const toDelivery = (d: WebhookDeliveryRow) => ({
   project_id: d.projectId,
   key_id: d.keyId,
   event_type: d.eventType,
+  endpoint_id: d.endpointId,
   url: d.url,
   status: d.status,
   attempts: d.attempts,
@@ -120,7 +125,9 @@ const toSecrets = (s: {
   previous_secret_expires_at: iso(s.previousExpiresAt),
 });
 
-const ProjectParams = z.object({ id: IdSchema.openapi({ param: { name: "id", in: "path" } }) });
+export const ProjectParams = z.object({
+  id: IdSchema.openapi({ param: { name: "id", in: "path" } }),
+});
 const KeyPrefixSchema = z
   .string()
   .regex(

@@ -2,6 +2,7 @@
 // dashboard's forms, RPC options): one check per field, so a bad value gets one `errors[]`
 // entry with one message. Wire shapes live here, not in the core.
 import { z } from "@hono/zod-openapi";
+import { ALL_EVENTS, KEY_EVENT_TYPES } from "../core/event-types";
 import {
   normaliseWebhookUrl,
   WEBHOOK_URL_PATTERN,
@@ -115,6 +116,8 @@ export const ExpiresAtSchema = TimestampSchema.openapi({
   description: `When the key stops verifying; must be in the future (400 otherwise). \`null\`: never. ${TIMESTAMP_RULE}`,
 });
 export const DeviceNameSchema = text(0, 128);
+/** A free-text note, e.g. on a webhook endpoint; bounded like the other short texts. */
+export const DescriptionSchema = text(0, 128).openapi({ example: "Billing sync" });
 export const RotationIntervalSchema = z.number().int().min(1).max(365).openapi({
   description:
     "Days between scheduled rotations (1–365). The successor reaches its holder only through `rotation_webhook_url`: without one nobody receives it, and the old key is revoked when its 24 h grace ends. Org-scoped keys cannot rotate on a schedule (400).",
@@ -143,6 +146,23 @@ export const WebhookUrlSchema = z
     pattern: WEBHOOK_URL_PATTERN,
     description: `Where rotations of this key are announced: ${WEBHOOK_URL_RULE}.`,
     example: "https://example.com/hooks/keygate",
+  });
+
+/** A webhook endpoint's subscriptions: event types, each once, or `["*"]` alone. */
+export const EndpointEventsSchema = z
+  .array(z.enum([...KEY_EVENT_TYPES, ALL_EVENTS]))
+  .min(1)
+  .max(KEY_EVENT_TYPES.length)
+  .superRefine((events, ctx) => {
+    if (events.includes(ALL_EVENTS) && events.length > 1) {
+      ctx.addIssue({ code: "custom", message: '"*" stands alone: ["*"] or a list of event types' });
+    } else if (new Set(events).size !== events.length) {
+      ctx.addIssue({ code: "custom", message: "must name each event type at most once" });
+    }
+  })
+  .openapi({
+    description: `The event types delivered to this endpoint (${KEY_EVENT_TYPES.map((t) => `\`${t}\``).join(", ")}), each at most once, or \`["*"]\` for every type.`,
+    example: ["api_key.revoked", "api_key.leaked"],
   });
 
 /** Wire timestamps to the core's milliseconds, keeping "absent" and "cleared" apart. */

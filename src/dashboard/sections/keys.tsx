@@ -1,5 +1,6 @@
 // One key: its page (facts, chart, edit and access forms), rotate and revoke, and the
 // create-key answer the project and organization-key sections share.
+import { z } from "@hono/zod-openapi";
 import type { Child } from "hono/jsx";
 import { keyVerifications } from "../../core/analytics/queries";
 import {
@@ -16,9 +17,9 @@ import {
 } from "../../core/keys";
 import { findProject } from "../../core/projects";
 import type { ApiKeyRow } from "../../db/schema";
-import { AccessForm, accessValues, changedAccess, readAccess } from "../access";
+import { AccessForm, AccessFormSchema, accessValues, changedAccess } from "../access";
 import { ChartAssets, rangeOf, rangeQuery, VerificationChart } from "../charts";
-import { FormReader, type FormValues, formErrors, localInput, readForm } from "../forms";
+import { type FormValues, fields, form, formErrors, localInput } from "../forms";
 import { type C, flash, type PageFrame, secretPage, section } from "../frame";
 import {
   EditKeyForm,
@@ -167,30 +168,37 @@ const loadKeyWithBalance = (c: C) =>
 
 keys.get("/:keyId", async (c) => keyPage(c, await loadKeyWithBalance(c)));
 
-keys.post("/:keyId", async (c) => {
+/** The edit form; the rotation fields are a project key's (an org key's form has none). */
+const EditKeyFormSchema = z.object({
+  name: fields.name,
+  scopes: fields.scopes,
+  expires_at: fields.instant,
+  rotation_interval_days: fields.rotationInterval,
+  rotation_webhook_url: fields.webhookUrl,
+});
+
+keys.post("/:keyId", form(EditKeyFormSchema), async (c) => {
   const loaded = await loadKeyWithBalance(c);
   const { key } = loaded;
-  const values = await readForm(c);
-  const form = new FormReader(values);
-  const input = changedFields(key, form);
-  if (!form.ok) return keyPage(c, loaded, values, form.errors);
+  const submitted = c.req.valid("form");
+  if (!submitted.ok) return keyPage(c, loaded, submitted.values, submitted.errors);
   try {
-    await updateKey(c.var.core, c.var.actor, key.id, input);
+    await updateKey(c.var.core, c.var.actor, key.id, changedFields(key, submitted));
   } catch (error) {
-    return keyPage(c, loaded, values, formErrors(error));
+    return keyPage(c, loaded, submitted.values, formErrors(error));
   }
   return c.redirect(`${BASE}/keys/${key.id}?notice=key-updated`, 303);
 });
 
-keys.post("/:keyId/access", async (c) => {
+keys.post("/:keyId/access", form(AccessFormSchema), async (c) => {
   const loaded = await loadKeyWithBalance(c);
   const { key } = loaded;
-  const values = await readForm(c);
-  const form = new FormReader(values);
-  const input = changedAccess(key, readAccess(form));
-  if (!form.ok) return keyPage(c, loaded, null, {}, { values, errors: form.errors });
+  const { values, ...submitted } = c.req.valid("form");
+  if (!submitted.ok) return keyPage(c, loaded, null, {}, { values, errors: submitted.errors });
   try {
-    await updateKey(c.var.core, c.var.actor, key.id, { governance: input });
+    await updateKey(c.var.core, c.var.actor, key.id, {
+      governance: changedAccess(key, submitted.data),
+    });
   } catch (error) {
     return keyPage(c, loaded, null, {}, { values, errors: formErrors(error) });
   }
@@ -220,21 +228,24 @@ keys.get("/:keyId/rotate", async (c) => {
   );
 });
 
-keys.post("/:keyId/rotate", async (c) => {
-  const key = await loadKey(c);
-  const form = new FormReader(await readForm(c));
-  const grace = form.choice(
-    "grace",
+const RotateFormSchema = z.object({
+  grace: fields.choice(
     GRACE_CHOICES.map((g) => g.value),
     "0",
-  );
+  ),
+});
+
+keys.post("/:keyId/rotate", form(RotateFormSchema), async (c) => {
+  const key = await loadKey(c);
+  const submitted = c.req.valid("form");
+  const grace = submitted.ok ? submitted.data.grace : "0";
   const seconds = GRACE_CHOICES.find((g) => g.value === grace)?.seconds ?? 0;
-  if (!form.ok) {
+  if (!submitted.ok) {
     return confirmPage(
       c,
       key,
       `Rotate “${key.name}”`,
-      <RotateForm keyRow={key} errors={form.errors} grace={grace} />,
+      <RotateForm keyRow={key} errors={submitted.errors} grace={grace} />,
     );
   }
   try {
@@ -289,20 +300,23 @@ keys.post("/:keyId/revoke", async (c) => {
  * unchanged (minute-rounded) expiry already past must not block a rename, and the audit log
  * names the fields that really changed.
  */
-function changedFields(key: ApiKeyRow, form: FormReader): UpdateKeyInput {
+function changedFields(
+  key: ApiKeyRow,
+  { values, data }: { values: FormValues; data: z.output<typeof EditKeyFormSchema> },
+): UpdateKeyInput {
   const input: UpdateKeyInput = {};
-  const name = form.name();
-  if (name !== key.name) input.name = name;
-  const scopes = form.scopes();
-  if (scopes.join(" ") !== key.scopes.join(" ")) input.scopes = scopes;
-  if (form.text("expires_at") !== localInput(key.expiresAt)) {
-    input.expiresAt = form.instant("expires_at");
+  if (data.name !== key.name) input.name = data.name;
+  if (data.scopes.join(" ") !== key.scopes.join(" ")) input.scopes = data.scopes;
+  if ((values.expires_at ?? "").trim() !== localInput(key.expiresAt)) {
+    input.expiresAt = data.expires_at;
   }
   if (key.projectId !== null) {
-    const interval = form.rotationInterval();
-    if (interval !== key.rotationIntervalDays) input.rotationIntervalDays = interval;
-    const url = form.webhookUrl();
-    if (url !== key.rotationWebhookUrl) input.rotationWebhookUrl = url;
+    if (data.rotation_interval_days !== key.rotationIntervalDays) {
+      input.rotationIntervalDays = data.rotation_interval_days;
+    }
+    if (data.rotation_webhook_url !== key.rotationWebhookUrl) {
+      input.rotationWebhookUrl = data.rotation_webhook_url;
+    }
   }
   return input;
 }

@@ -1,9 +1,9 @@
 // Organization-scoped keys: admins only, like the API.
 import { forbidden } from "../../core/errors";
 import { listKeys } from "../../core/keys";
-import { FormReader, type FormValues, readForm } from "../forms";
+import { type FormValues, form } from "../forms";
 import { type C, pageLinks, pageRequest, section } from "../frame";
-import { KeyTable, NewKeyForm } from "../keys";
+import { KeyTable, NewKeyForm, NewKeyFormSchema } from "../keys";
 import { BASE, Empty, type FieldErrors, PageHead } from "../layout";
 import { createKeyOnce } from "./keys";
 
@@ -72,16 +72,12 @@ orgKeys.get("/", async (c) => {
 
 orgKeys.get("/new", (c) => newOrgKeyPage(c, {}, {}));
 
-orgKeys.post("/", async (c) => {
-  const values = await readForm(c);
-  const form = new FormReader(values);
-  const input = {
-    projectId: null,
-    name: form.name(),
-    scopes: form.scopes(),
-    expiresAt: form.instant("expires_at"),
-  };
-  if (!form.ok) return newOrgKeyPage(c, values, form.errors);
+orgKeys.post("/", form(NewKeyFormSchema), async (c) => {
+  const submitted = c.req.valid("form");
+  const { values } = submitted;
+  if (!submitted.ok) return newOrgKeyPage(c, values, submitted.errors);
+  const { name, scopes, expires_at: expiresAt } = submitted.data;
+  const input = { projectId: null, name, scopes, expiresAt };
   return createKeyOnce(c, values, input, {
     section: "org-keys",
     title: "Organization key created",

@@ -1,4 +1,5 @@
 // Projects: the list and create form, a project's keys and its verification chart, new keys.
+import { z } from "@hono/zod-openapi";
 import type { FC } from "hono/jsx";
 import { projectVerifications } from "../../core/analytics/queries";
 import { listKeys } from "../../core/keys";
@@ -6,9 +7,9 @@ import { createProject, findProject, listEnvironments, listProjects } from "../.
 import type { ProjectRow } from "../../db/schema";
 import { SlugSchema } from "../../schemas/fields";
 import { ChartAssets, rangeOf, rangeQuery, VerificationChart } from "../charts";
-import { FormReader, type FormValues, formErrors, readForm } from "../forms";
+import { type FormValues, fields, form, formErrors } from "../forms";
 import { type C, flash, pageLinks, pageRequest, section } from "../frame";
-import { KeyTable, NewKeyForm, NoKeys } from "../keys";
+import { KeyTable, NewKeyForm, NewKeyFormSchema, NoKeys } from "../keys";
 import { BASE, type FieldErrors, PageHead, Tabs } from "../layout";
 import { submitOnce, withoutToken } from "../once";
 import { NewProjectForm, ProjectTable } from "../pages";
@@ -41,15 +42,21 @@ const projectsPage = async (c: C, values: FormValues = {}, errors: FieldErrors =
 
 projects.get("/", (c) => projectsPage(c));
 
-projects.post("/", async (c) => {
-  const values = await readForm(c);
-  const form = new FormReader(values);
-  const name = form.name();
-  const prefix = form.text("key_prefix");
-  if (prefix !== "" && !SlugSchema.safeParse(prefix).success) {
-    form.errors.key_prefix = "Use 1–32 lowercase letters and digits, starting with a letter.";
-  }
-  if (!form.ok) return projectsPage(c, values, form.errors);
+const NewProjectFormSchema = z.object({
+  name: fields.name,
+  key_prefix: fields.text.refine(
+    (prefix) => prefix === "" || SlugSchema.safeParse(prefix).success,
+    {
+      message: "Use 1–32 lowercase letters and digits, starting with a letter.",
+    },
+  ),
+});
+
+projects.post("/", form(NewProjectFormSchema), async (c) => {
+  const submitted = c.req.valid("form");
+  const { values } = submitted;
+  if (!submitted.ok) return projectsPage(c, values, submitted.errors);
+  const { name, key_prefix: prefix } = submitted.data;
   return submitOnce(
     c.var.core,
     c.var.principal,
@@ -83,7 +90,7 @@ export const ProjectTabs: FC<{ project: ProjectRow; current: "keys" | "webhooks"
       { href: `${BASE}/projects/${project.id}`, label: "Keys", current: current === "keys" },
       {
         href: `${BASE}/projects/${project.id}/webhooks`,
-        label: "Webhook deliveries",
+        label: "Webhooks",
         current: current === "webhooks",
       },
     ]}
@@ -168,20 +175,27 @@ projects.get("/:projectId/keys/new", async (c) => {
   return newKeyPage(c, project, {}, {});
 });
 
-projects.post("/:projectId/keys", async (c) => {
+const NewProjectKeyFormSchema = NewKeyFormSchema.extend({
+  environment_id: fields.text,
+  rotation_interval_days: fields.rotationInterval,
+  rotation_webhook_url: fields.webhookUrl,
+});
+
+projects.post("/:projectId/keys", form(NewProjectKeyFormSchema), async (c) => {
   const project = await findProject(c.var.core, c.var.principal, c.req.param("projectId"));
-  const values = await readForm(c);
-  const form = new FormReader(values);
+  const submitted = c.req.valid("form");
+  const { values } = submitted;
+  if (!submitted.ok) return newKeyPage(c, project, values, submitted.errors);
+  const { data } = submitted;
   const input = {
     projectId: project.id,
-    environment: { id: form.text("environment_id") || undefined },
-    name: form.name(),
-    scopes: form.scopes(),
-    expiresAt: form.instant("expires_at"),
-    rotationIntervalDays: form.rotationInterval(),
-    rotationWebhookUrl: form.webhookUrl(),
+    environment: { id: data.environment_id || undefined },
+    name: data.name,
+    scopes: data.scopes,
+    expiresAt: data.expires_at,
+    rotationIntervalDays: data.rotation_interval_days,
+    rotationWebhookUrl: data.rotation_webhook_url,
   };
-  if (!form.ok) return newKeyPage(c, project, values, form.errors);
   return createKeyOnce(c, values, input, {
     section: "projects",
     title: "Key created",

@@ -1,6 +1,7 @@
 // Signing in and out: Clerk's sign-in in production, the development sign-in when enabled.
+import { z } from "@hono/zod-openapi";
 import { isDomainError } from "../../core/errors";
-import { readForm } from "../forms";
+import { fields, form } from "../forms";
 import { clerkOf, devSignInEnabled, notFoundPage, safeNext, section } from "../frame";
 import { BASE, type FieldErrors } from "../layout";
 import { DevSignInForm, SignInCard } from "../pages";
@@ -49,29 +50,35 @@ signIn.get("/dev-sign-in", (c) => {
   );
 });
 
-signIn.post("/dev-sign-in", async (c) => {
+const handle = fields.text.refine((value) => /^[A-Za-z0-9_-]{1,64}$/.test(value), {
+  message: "Use 1–64 letters, digits, _ or -.",
+});
+
+/** Who to sign in as, with DEV_SIGNING_KEY (without, the form is a pasted `token`). */
+const DevSignInFormSchema = z.object({
+  org: handle,
+  user: handle,
+  role: fields.choice(["admin", "member"], "admin").catch("admin"),
+});
+
+signIn.post("/dev-sign-in", form(DevSignInFormSchema), async (c) => {
   if (!devSignInEnabled(c.env)) return notFoundPage(c);
-  const values = await readForm(c);
+  const submitted = c.req.valid("form");
+  const { values } = submitted;
   const next = safeNext(values.next);
   const canMint = Boolean(c.env.DEV_SIGNING_KEY);
   const errors: FieldErrors = {};
   let token = (values.token ?? "").trim();
   if (canMint) {
-    const org = (values.org ?? "").trim();
-    const user = (values.user ?? "").trim();
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(org)) errors.org = "Use 1–64 letters, digits, _ or -.";
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(user)) errors.user = "Use 1–64 letters, digits, _ or -.";
-    if (Object.keys(errors).length === 0) {
+    if (submitted.ok) {
+      const { org, user, role } = submitted.data;
       token = await mintDevSession(
         c.env.DEV_SIGNING_KEY as string,
-        {
-          organizationId: org,
-          userId: user,
-          role: values.role === "member" ? "member" : "admin",
-          azp: new URL(c.req.url).origin,
-        },
+        { organizationId: org, userId: user, role, azp: new URL(c.req.url).origin },
         Date.now(),
       );
+    } else {
+      Object.assign(errors, submitted.errors);
     }
   } else if (token === "") {
     errors.token = "Paste a session token.";
