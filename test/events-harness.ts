@@ -11,31 +11,26 @@ export interface Org {
   project: Json;
 }
 
-/** A webhook endpoint of the org's project, subscribed to `events` (D1 row, as the API stores it). */
+/** A webhook endpoint of the org's project (or another), subscribed to `events`, by the API. */
 export async function addEndpoint(
   org: Org,
   events: string[] = ["*"],
   options: { enabled?: boolean; projectId?: string } = {},
-) {
-  const id = crypto.randomUUID();
-  const url = hookUrl("endpoint");
-  const now = Date.now();
-  await env.DB.prepare(
-    `insert into webhook_endpoints (id, organization_id, project_id, url, events, description,
-       enabled, created_at, updated_at) values (?, ?, ?, ?, ?, null, ?, ?, ?)`,
-  )
-    .bind(
-      id,
-      org.org,
-      options.projectId ?? org.project.id,
-      url,
-      JSON.stringify(events),
-      options.enabled === false ? 0 : 1,
-      now,
-      now,
-    )
-    .run();
-  return { id, url };
+): Promise<{ id: string; url: string }> {
+  const path = `/v1/projects/${options.projectId ?? org.project.id}/webhook-endpoints`;
+  const created = await call("POST", path, {
+    token: org.admin,
+    body: { url: hookUrl("endpoint"), events },
+  });
+  expect(created.status).toBe(201);
+  if (options.enabled === false) {
+    const disabled = await call("PATCH", `${path}/${created.body.id}`, {
+      token: org.admin,
+      body: { enabled: false },
+    });
+    expect(disabled.status).toBe(200);
+  }
+  return { id: created.body.id, url: created.body.url };
 }
 
 /** The event rows queued for an endpoint, oldest first. */

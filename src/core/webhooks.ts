@@ -95,6 +95,14 @@ export async function listDeliveries(
 }
 
 /**
+ * Whether a delivery can be queued again: not delivered, and — for a rotation delivery — its
+ * key still held (an event delivery carries none).
+ */
+export const isRetryable = (
+  d: Pick<WebhookDeliveryRow, "status" | "endpointId" | "encryptedKey">,
+) => d.status !== "delivered" && (d.endpointId !== null || d.encryptedKey !== null);
+
+/**
  * Queue a failed delivery again now, with a fresh attempt budget. A rotation delivery only
  * while its key is still held (a delivery erases it when it is given up), so only a pending
  * one can be retried — or a failed one whose key has not been erased. An event delivery
@@ -119,7 +127,7 @@ export async function retryDelivery(
   if (delivery.status === "delivered") throw conflict("This delivery has already succeeded.");
   // Only a rotation delivery carries a key (an event delivery has none to lose).
   const rotation = delivery.endpointId === null;
-  if (rotation && delivery.encryptedKey === null) {
+  if (!isRetryable(delivery)) {
     throw conflict(
       "The key of this delivery was erased when it was given up; rotate the key again.",
     );
