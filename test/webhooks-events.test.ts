@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { EXPIRY_BATCH } from "../src/core/keys";
 import { addEndpoint, deliverNow, keyObject, queued, verifySignature } from "./events-harness";
 import { call, newKey, newOrg, runCron, verify } from "./helpers";
@@ -487,8 +487,12 @@ describe("api_key.credits_exhausted", () => {
     const endpoint = await addEndpoint(org, ["api_key.credits_exhausted"]);
     const key = await newKey(org.admin, org.project.id, { credits: { remaining: 1 } });
     const codes = [];
+    // No D1 write per refused verification: the exhaustion's one batch, then nothing.
+    const batches = vi.spyOn(env.DB, "batch");
     for (let i = 0; i < 5; i++) codes.push((await verify(key.key)).body.code);
     expect(codes).toEqual(["VALID", ...Array(4).fill("USAGE_EXCEEDED")]);
+    expect(batches).toHaveBeenCalledTimes(1);
+    batches.mockRestore();
     let rows = await queued(endpoint.id);
     expect(rows).toHaveLength(1);
     const body = JSON.parse(rows[0].payload);
