@@ -356,6 +356,7 @@ describe("expiry events", () => {
     const base = Date.now() + 3650 * DAY; // far ahead of every other test's keys
     const expiresAt = base + 10 * DAY;
     await expireAt(key.id, expiresAt);
+    const inbox = receivers({});
 
     await runCron(expiresAt - 7 * DAY - 1);
     expect(await expiryEvents(endpoint.id)).toEqual([]);
@@ -375,12 +376,29 @@ describe("expiry events", () => {
       ["api_key.expiring", 1],
       ["api_key.expired", undefined],
     ]);
+    // Each was sent by the run that queued it, signed; the payload field by field.
     const rows = await queued(endpoint.id);
-    const expired = JSON.parse(rows[2].payload);
-    expect(Object.keys(expired.data).sort()).toEqual(["actor", "api_key"]);
-    expect(expired.data.actor).toEqual({ type: "system", id: "scheduler" });
-    expect(expired.data.api_key).toMatchObject({ id: key.id, is_active: false });
-    expect(JSON.parse(rows[0].payload).data.api_key).toMatchObject({ id: key.id, is_active: true });
+    expect(rows.map((r) => r.status)).toEqual(["delivered", "delivered", "delivered"]);
+    const sent = await Promise.all(
+      inbox.to(endpoint.url).map((h) => verifySignature(org.project.webhook_signing_secret, h)),
+    );
+    const byType = (type: string, days?: number) =>
+      sent.find((e) => e.type === type && e.data.expires_in_days === days);
+    const stored = await keyObject(org.admin, key.id);
+    const scheduler = { type: "system", id: "scheduler" };
+    expectEvent(byType("api_key.expiring", 7), "api_key.expiring", stored, scheduler, {
+      expires_in_days: 7,
+    });
+    expectEvent(byType("api_key.expiring", 1), "api_key.expiring", stored, scheduler, {
+      expires_in_days: 1,
+    });
+    expectEvent(
+      byType("api_key.expired"),
+      "api_key.expired",
+      { ...stored, is_active: false },
+      scheduler,
+    );
+    expect(sent).toHaveLength(3);
   });
 
   it("skips the stages already past: a key 12 h from expiry gets only the 1-day notice, then expired", async () => {
@@ -487,22 +505,25 @@ describe("api_key.credits_exhausted", () => {
     const endpoint = await addEndpoint(org, ["api_key.credits_exhausted"]);
     const key = await newKey(org.admin, org.project.id, { credits: { remaining: 1 } });
     const codes = [];
-    // No D1 write per refused verification: the exhaustion's one batch, then nothing.
-    const batches = vi.spyOn(env.DB, "batch");
+    // No D1 write per refused verification: the event rows are written once, not 4 times.
+    const prepared = vi.spyOn(env.DB, "prepare");
     for (let i = 0; i < 5; i++) codes.push((await verify(key.key)).body.code);
     expect(codes).toEqual(["VALID", ...Array(4).fill("USAGE_EXCEEDED")]);
-    expect(batches).toHaveBeenCalledTimes(1);
-    batches.mockRestore();
+    const eventWrites = prepared.mock.calls.filter(([query]) => query.includes("webhook_deliveries"));
+    expect(eventWrites).toHaveLength(1);
+    prepared.mockRestore();
     let rows = await queued(endpoint.id);
     expect(rows).toHaveLength(1);
     const body = JSON.parse(rows[0].payload);
-    expect(body.type).toBe("api_key.credits_exhausted");
-    expect(Object.keys(body.data).sort()).toEqual(["actor", "api_key"]);
-    expect(body.data.actor).toEqual({ type: "system", id: "verification" });
-    expect(body.data.api_key).toMatchObject({
-      id: key.id,
-      credits: { remaining: 0, refill: null },
+    expectEvent(body, "api_key.credits_exhausted", await keyObject(org.admin, key.id), {
+      type: "system",
+      id: "verification",
     });
+    expect(body.data.api_key.credits).toEqual({ remaining: 0, refill: null });
+    const inbox = receivers({});
+    await runCron(Date.now());
+    const [hook] = inbox.to(endpoint.url);
+    expect(await verifySignature(org.project.webhook_signing_secret, hook as Sent)).toEqual(body);
 
     // Topped up by POST …/credits: the next exhaustion is a new one.
     const set = await call("POST", `/v1/api-keys/${key.id}/credits`, {
