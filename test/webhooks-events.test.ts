@@ -509,7 +509,9 @@ describe("api_key.credits_exhausted", () => {
     const prepared = vi.spyOn(env.DB, "prepare");
     for (let i = 0; i < 5; i++) codes.push((await verify(key.key)).body.code);
     expect(codes).toEqual(["VALID", ...Array(4).fill("USAGE_EXCEEDED")]);
-    const eventWrites = prepared.mock.calls.filter(([query]) => query.includes("webhook_deliveries"));
+    const eventWrites = prepared.mock.calls.filter(([query]) =>
+      query.includes("webhook_deliveries"),
+    );
     expect(eventWrites).toHaveLength(1);
     prepared.mockRestore();
     let rows = await queued(endpoint.id);
