@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { EXPIRY_BATCH } from "../src/core/keys";
+import { dash } from "./dashboard-harness";
 import { addEndpoint, deliverNow, keyObject, queued, verifySignature } from "./events-harness";
 import { call, newKey, newOrg, runCron, verify } from "./helpers";
 import {
@@ -268,6 +269,21 @@ describe("event deliveries", () => {
     const [hook] = received(endpoint.url);
     expect(hook?.headers.get("webhook-id")).toBe(row.id);
     expect(await deliveryRow(row.id)).toMatchObject({ status: "delivered", attempts: 1 });
+  });
+
+  it("the dashboard offers Retry for a failed event delivery", async () => {
+    const org = await newOrg("ev-dash-retry");
+    const endpoint = await addEndpoint(org, ["api_key.created"]);
+    await newKey(org.admin, org.project.id);
+    const [row] = await queued(endpoint.id);
+    await env.DB.prepare("update webhook_deliveries set status = 'failed' where id = ?")
+      .bind(row.id)
+      .run();
+    const tab = await dash("GET", `/dashboard/projects/${org.project.id}/webhooks`, {
+      session: org.admin,
+    });
+    expect(tab.status).toBe(200);
+    expect(tab.text).toContain(`/projects/${org.project.id}/webhooks/${row.id}/retry`);
   });
 
   it("an endpoint deleted or disabled before the attempt: given up as failed, nothing sent", async () => {
