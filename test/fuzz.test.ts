@@ -10,6 +10,7 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { KEY_EVENT_TYPES } from "../src/core/event-types";
 import { generateKey } from "../src/core/key-material";
 import { d1Snapshot, expectProblem, type Json, schemaErrors, send } from "./hardening";
 import { call, newKey, newOrg, sessionToken } from "./helpers";
@@ -31,6 +32,8 @@ const targets: { id: string; key: string }[] = [];
 let deliveryId = "";
 /** Identities the requests act on: two of organization a (one with credits), one of b. */
 const identityIds: string[] = [];
+/** Webhook endpoints the requests act on: two of organization a's project, one of b's. */
+const endpointIds: string[] = [];
 
 beforeAll(async () => {
   doc = (await call("GET", "/openapi.json")).body;
@@ -82,6 +85,13 @@ beforeAll(async () => {
   ] as const) {
     const identity = await call("POST", "/v1/identities", { token: org.admin, body });
     identityIds.push(identity.body.id);
+  }
+  for (const org of [a, a, b]) {
+    const endpoint = await call("POST", `/v1/projects/${org.project.id}/webhook-endpoints`, {
+      token: org.admin,
+      body: { url: "https://example.com/hooks/events", events: ["*"] },
+    });
+    endpointIds.push(endpoint.body.id);
   }
 
   goodTokens.push(
@@ -181,6 +191,29 @@ function meaningful(name: string): fc.Arbitrary<unknown> | undefined {
       return fc.constantFrom("set", "increment", "decrement", "multiply");
     case "value":
       return fc.oneof(fc.integer({ min: -1, max: 1_000 }), fc.constantFrom(1e12, 1e12 + 1, 0.5));
+    case "endpointID":
+      return fc.constantFrom(...endpointIds, crypto.randomUUID());
+    case "url":
+      return fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom("https://example.com/e", "http://localhost:9/e") },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom("http://example.com/e", "https://10.0.0.1/e", "", null),
+        },
+      );
+    case "events":
+      return fc.oneof(
+        { weight: 2, arbitrary: fc.constantFrom(["*"], ["api_key.revoked", "api_key.leaked"]) },
+        { weight: 2, arbitrary: fc.subarray([...KEY_EVENT_TYPES], { minLength: 1 }) },
+        { weight: 1, arbitrary: fc.constantFrom([], ["*", "api_key.created"], ["api_key.x"]) },
+      );
+    case "description":
+      return fc.oneof(fc.string({ maxLength: 130 }), fc.constant(null));
+    case "enabled":
+      return fc.oneof(
+        { weight: 4, arbitrary: fc.boolean() },
+        { weight: 1, arbitrary: fc.constantFrom("true", 0, null) },
+      );
     case "deliveryId":
       return fc.constantFrom(deliveryId, `msg_${"0".repeat(32)}`);
     case "environment_id":
