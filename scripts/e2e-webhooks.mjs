@@ -1,4 +1,4 @@
-// Rotation webhooks end to end, the way a user sees them: `wrangler dev --test-scheduled`,
+// Rotation webhooks and key lifecycle events end to end, the way a user sees them: `wrangler dev --test-scheduled`,
 // a real webhook receiver on loopback, cron runs triggered at chosen instants, and every
 // signature checked by the Standard Webhooks reference library on the receiver's own clock.
 //   npm run test:e2e
@@ -52,7 +52,9 @@ const receiver = await startReceiver({
   "/steady": [200],
   "/flaky": [500, 503, 204],
   "/gone": [410],
+  "/events": [200],
 });
+const DAY = 24 * HOUR;
 const server = await startDevServer();
 const token = execFileSync(process.execPath, ["scripts/token.mjs", "--org", "org_e2e"])
   .toString()
@@ -200,6 +202,119 @@ try {
 
   const legacy = await fetch(`${server.url}/__scheduled?cron=*+*+*+*+*`);
   check(legacy.ok, "/__scheduled also runs the cron");
+
+  // Key lifecycle events: an endpoint of another project on the loopback receiver.
+  const events = await api("POST", "/v1/projects", { name: "e2e-events" });
+  check(events.status === 201, "a second project", events);
+  const eventHook = new Webhook(events.body.webhook_signing_secret);
+  const endpoint = await api("POST", `/v1/projects/${events.body.id}/webhook-endpoints`, {
+    url: receiver.url("/events"),
+    events: ["*"],
+  });
+  check(endpoint.status === 201, "a webhook endpoint subscribed to every event", endpoint);
+  const received = () =>
+    receiver.to("/events").map((delivery) => ({
+      delivery,
+      event: eventHook.verify(delivery.body, {
+        "webhook-id": delivery.headers["webhook-id"],
+        "webhook-timestamp": delivery.headers["webhook-timestamp"],
+        "webhook-signature": delivery.headers["webhook-signature"],
+      }),
+    }));
+  const ofType = (type) => received().filter((r) => r.event.type === type);
+  const lifecycle = await api("POST", "/v1/api-keys", {
+    project_id: events.body.id,
+    name: "lifecycle",
+    scopes: [],
+  });
+  check(lifecycle.status === 201, "a key created in it", lifecycle);
+  const patched = await api("PATCH", `/v1/api-keys/${lifecycle.body.id}`, { name: "renamed" });
+  check(patched.status === 200, "the key renamed", patched);
+  const rotatedKey = await api("POST", `/v1/api-keys/${lifecycle.body.id}/rotate`, {});
+  check(rotatedKey.status === 201, "the key rotated", rotatedKey);
+  const revokedKey = await fetch(`${server.url}/v1/api-keys/${rotatedKey.body.new_key_id}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${token}` },
+  });
+  check(revokedKey.status === 204, "its successor revoked");
+  const expiresAt = t0 + 10 * DAY;
+  const expiring = await api("POST", "/v1/api-keys", {
+    project_id: events.body.id,
+    name: "expiring",
+    scopes: [],
+    expires_at: new Date(expiresAt).toISOString(),
+  });
+  check(expiring.status === 201, "a key that expires in 10 days", expiring);
+
+  await runCron(Date.now());
+  check(
+    JSON.stringify(
+      received()
+        .map((r) => r.event.type)
+        .sort(),
+    ) ===
+      JSON.stringify([
+        "api_key.created",
+        "api_key.created",
+        "api_key.revoked",
+        "api_key.rotated",
+        "api_key.updated",
+      ]),
+    "created ×2, updated, rotated, revoked arrive, each signature verifying",
+    received().map((r) => r.event),
+  );
+  const [renamed] = ofType("api_key.updated");
+  check(
+    renamed.event.data.api_key.id === lifecycle.body.id &&
+      renamed.event.data.api_key.name === "renamed" &&
+      renamed.event.data.actor.type === "user",
+    "api_key.updated carries the key object as changed and the actor",
+    renamed.event,
+  );
+  const [rotatedEvent] = ofType("api_key.rotated");
+  check(
+    rotatedEvent.event.data.api_key.replaced_by_key_id === rotatedKey.body.new_key_id &&
+      !rotatedEvent.delivery.body.includes(rotatedKey.body.key),
+    "api_key.rotated names the successor and never carries its plaintext",
+    rotatedEvent.event,
+  );
+  const [revokedEvent] = ofType("api_key.revoked");
+  check(
+    revokedEvent.event.data.api_key.id === rotatedKey.body.new_key_id &&
+      revokedEvent.event.data.api_key.revoked_at !== null,
+    "api_key.revoked carries the revoked key",
+    revokedEvent.event,
+  );
+  check(
+    !receiver.to("/events").some((r) => r.body.includes(lifecycle.body.key)),
+    "no event carries a plaintext key",
+  );
+
+  // Expiry: the cron at chosen instants, each notice once even when a run is repeated.
+  const expiryTypes = () =>
+    received()
+      .filter(
+        (r) => r.event.data.api_key.id === expiring.body.id && r.event.type !== "api_key.created",
+      )
+      .map((r) => `${r.event.type}:${r.event.data.expires_in_days ?? "-"}`);
+  await runCron(expiresAt - 7 * DAY + 60_000);
+  await runCron(expiresAt - 7 * DAY + 60_000);
+  check(
+    JSON.stringify(expiryTypes()) === JSON.stringify(["api_key.expiring:7"]),
+    "api_key.expiring (7 days) once, signed",
+    expiryTypes(),
+  );
+  await runCron(expiresAt - DAY + 60_000);
+  await runCron(expiresAt + 60_000);
+  await runCron(expiresAt + 60_000);
+  check(
+    JSON.stringify(expiryTypes()) ===
+      JSON.stringify(["api_key.expiring:7", "api_key.expiring:1", "api_key.expired:-"]),
+    "then api_key.expiring (1 day) and api_key.expired, once each",
+    expiryTypes(),
+  );
+  const ids = receiver.to("/events").map((r) => r.headers["webhook-id"]);
+  check(new Set(ids).size === ids.length, "every event has its own webhook-id");
   log("all checks passed");
 } catch (error) {
   exitCode = 1;

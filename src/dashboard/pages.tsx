@@ -1,5 +1,6 @@
 // Projects, webhook deliveries, the audit log, sign-in and the error pages.
 import type { FC } from "hono/jsx";
+import { isRetryable } from "../core/webhooks";
 import type {
   AuditEventRow,
   ProjectRow,
@@ -179,7 +180,7 @@ export const DeliveryTable: FC<{
                 <Time ms={d.createdAt} now={now} rel />
               </td>
               <td data-label="Action">
-                {d.status !== "delivered" && d.encryptedKey !== null ? (
+                {isRetryable(d) ? (
                   <form
                     method="post"
                     action={`${BASE}/projects/${project.id}/webhooks/${d.id}/retry`}

@@ -263,6 +263,49 @@ export class KeyUsage extends DurableObject<Env> {
     };
   }
 
+  /**
+   * `api_key.credits_exhausted` once per credits period (SPEC Part 3): true for the first
+   * USAGE_EXCEEDED reported for `period` (the credits' version and next refill instant, as
+   * the caller saw them) since the credits were last set or topped up here
+   * (`creditsReplenished`); false for every later one. Self-contained: its own table.
+   */
+  noteExhausted(period: string): string | null {
+    return this.ctx.storage.transactionSync(() => {
+      const row = this.exhaustion();
+      const occurrence = `${period}|${row?.replenished_at ?? 0}`;
+      if (row?.reported === occurrence) return null;
+      this.sql.exec(
+        `INSERT INTO exhaustion (id, reported, replenished_at) VALUES (1, ?, NULL)
+         ON CONFLICT DO UPDATE SET reported = excluded.reported`,
+        occurrence,
+      );
+      return occurrence;
+    });
+  }
+
+  /** A `set` or `increment` of the credits: the next USAGE_EXCEEDED is a new exhaustion. */
+  creditsReplenished(now: number): void {
+    checkInstant(now);
+    this.ctx.storage.transactionSync(() => {
+      const previous = this.exhaustion()?.replenished_at ?? 0;
+      this.sql.exec(
+        `INSERT INTO exhaustion (id, reported, replenished_at) VALUES (1, NULL, ?)
+         ON CONFLICT DO UPDATE SET replenished_at = excluded.replenished_at`,
+        Math.max(now, previous + 1),
+      );
+    });
+  }
+
+  private exhaustion() {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS exhaustion (
+      id INTEGER PRIMARY KEY CHECK (id = 1), reported TEXT, replenished_at INTEGER)`);
+    return this.sql
+      .exec<{ reported: string | null; replenished_at: number | null }>(
+        "SELECT reported, replenished_at FROM exhaustion WHERE id = 1",
+      )
+      .toArray()[0];
+  }
+
   /** Adds a grant to its window; a window's first grant also prunes the ones long over. */
   private count(w: CountedWindow, now: number) {
     if (!w.stored) {

@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { apiKeys, projects } from "../../db/schema";
 import type { Core } from "../context";
+import { noteCreditsExhausted } from "../credits-exhausted";
 import { unavailable } from "../errors";
 import type { KeyMeta } from "../governance";
 import { ipAllowed } from "../ip";
@@ -158,6 +159,7 @@ export async function verifyKey(
     usage = await spendUsage(core, record, limits, options.cost ?? 1, now);
   }
   const result = answered(record, usage);
+  if (usage?.code === "USAGE_EXCEEDED") core.waitUntil(noteCreditsExhausted(core, record, usage));
   return { result, record };
 }
 
