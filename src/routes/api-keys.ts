@@ -75,6 +75,9 @@ export const ApiKeySchema = z
     rotation_interval_days: z.number().int().nullable(),
     next_rotation_at: InstantSchema.nullable(),
     rotation_webhook_url: z.string().nullable(),
+    leaked_at: InstantSchema.nullable().openapi({
+      description: "When the key was first reported leaked (docs/leaks.md); null: never.",
+    }),
     ...governanceKeyFields,
   })
   .openapi("ApiKey");
@@ -102,6 +105,7 @@ export const toApiKey = (k: ApiKeyRow, now: number, remaining?: number | null) =
   rotation_interval_days: k.rotationIntervalDays,
   next_rotation_at: iso(k.nextRotationAt),
   rotation_webhook_url: k.rotationWebhookUrl,
+  leaked_at: iso(k.leakedAt),
   ...toGovernanceFields(k, remaining ?? undefined),
 });
 
