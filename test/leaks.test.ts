@@ -8,6 +8,7 @@ import { fromBase64 } from "../src/core/crypto";
 import { derToRaw, rawToDer } from "../src/core/leaks/der";
 import { fetchedGitHubKeys, GITHUB_KEYS_URL } from "../src/core/leaks/github";
 import { storageDuring } from "./bindings";
+import { dash } from "./dashboard-harness";
 import { expectProblem } from "./hardening";
 import { call, clearOfBoundary, newKey, newOrg, until, verify } from "./helpers";
 import {
@@ -576,5 +577,59 @@ describe("a genuine report: leaked_at once, the audit event, the project's polic
     expect((await getKey(org, key.id)).leaked_at).toBeNull();
     expect(await leakEvents(org, key.id)).toHaveLength(0);
     expect((await verify(key.key)).body.code).toBe("VALID");
+  });
+});
+
+describe("the dashboard marks leaked keys and sets the policy", () => {
+  it("a banner on the key's page, a badge in the project's and the organization's key lists", async () => {
+    const org = await newOrg("dash-leak");
+    await setPolicy(org, "notify");
+    const leaked = await newKey(org.admin, org.project.id, { name: "Leaky" });
+    const clean = await newKey(org.admin, org.project.id, { name: "Clean" });
+    const orgKey = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
+      token: org.admin,
+      body: { name: "Org leaky", scopes: [] },
+    });
+    await publicReport({ keys: [leaked.key, orgKey.body.plaintext_api_key] });
+    const badges = (html: string) => html.match(/title="Reported leaked"/g)?.length ?? 0;
+
+    const page = await dash("GET", `/dashboard/keys/${leaked.id}`, { session: org.admin });
+    expect(page.text).toContain("This key was reported leaked.");
+    expect(page.text).toContain("<code>notify</code>");
+    expect(page.text).toContain("It still verifies");
+    const cleanPage = await dash("GET", `/dashboard/keys/${clean.id}`, { session: org.admin });
+    expect(cleanPage.text).not.toContain("reported leaked");
+    const orgPage = await dash("GET", `/dashboard/keys/${orgKey.body.api_key.id}`, {
+      session: org.admin,
+    });
+    expect(orgPage.text).toContain("<code>revoke</code>");
+    expect(orgPage.text).toContain("It is revoked");
+
+    const list = await dash("GET", `/dashboard/projects/${org.project.id}`, { session: org.admin });
+    expect(badges(list.text)).toBe(1);
+    const orgList = await dash("GET", "/dashboard/org-keys", { session: org.admin });
+    expect(badges(orgList.text)).toBe(1);
+  });
+
+  it("the project page's select changes the leak policy", async () => {
+    const org = await newOrg("dash-policy");
+    const page = await dash("GET", `/dashboard/projects/${org.project.id}`, { session: org.admin });
+    expect(page.text).toMatch(/<option value="revoke" selected="">/);
+    const saved = await dash("POST", `/dashboard/projects/${org.project.id}/leak-policy`, {
+      session: org.admin,
+      form: { leak_policy: "disable" },
+    });
+    expect(saved.status).toBe(303);
+    expect(saved.headers.get("location")).toContain("notice=leak-policy-saved");
+    const project = await call("GET", `/v1/projects/${org.project.id}`, { token: org.admin });
+    expect(project.body.leak_policy).toBe("disable");
+    // Not a choice the form offers: nothing changes.
+    await dash("POST", `/dashboard/projects/${org.project.id}/leak-policy`, {
+      session: org.admin,
+      form: { leak_policy: "ignore" },
+    });
+    expect(
+      (await call("GET", `/v1/projects/${org.project.id}`, { token: org.admin })).body.leak_policy,
+    ).toBe("disable");
   });
 });

@@ -126,6 +126,7 @@ const NOTICES: Record<string, string> = {
   "key-revoked":
     "Key revoked. Every verification refuses it within seconds (REVOCATION_BOUND_MS, 2 s by default).",
   "delivery-retried": "Delivery queued again; it is sent within a minute.",
+  "leak-policy-saved": "Leak policy saved.",
   "key-created-before":
     "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",
 };

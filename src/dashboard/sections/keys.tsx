@@ -26,6 +26,7 @@ import {
   GRACE_CHOICES,
   KeyFacts,
   KeyShownOnce,
+  LeakedBanner,
   RevokeForm,
   RotateForm,
   StatusBadge,
@@ -119,6 +120,7 @@ const keyPage = async (
         }
       />
       {flash(c)}
+      <LeakedBanner keyRow={key} project={project} now={now} />
       <VerificationChart
         data={usage}
         range={range}
