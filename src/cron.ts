@@ -3,11 +3,12 @@ import { createCore } from "./context";
 import { applyRetention } from "./core/analytics/retention";
 import { loggable } from "./core/errors";
 import { sweepIdempotencyKeys } from "./core/idempotency";
-import { rotateDueKeys, sweepExpiredGrace } from "./core/keys";
+import { rotateDueKeys, sendExpiryNotices, sweepExpiredGrace } from "./core/keys";
 import { deliverDue } from "./core/webhooks";
 
 /**
- * One cron, four jobs (rotation, webhook delivery, grace sweep, analytics retention), and
+ * One cron, five jobs (rotation, expiry notices, webhook delivery, grace sweep, analytics
+ * retention), and
  * forgetting Idempotency-Key records past their 24 h; "now" is the controller's scheduledTime
  * so runs are reproducible.
  * The jobs are independent: one that fails does not stop the others, and the run still
@@ -31,17 +32,19 @@ export async function runScheduled(
     }
   };
   const rotated = await run(() => rotateDueKeys(core), 0);
+  // Before delivery, so a notice queued by this run goes out in it.
+  const notices = await run(() => sendExpiryNotices(core), 0);
   const delivered = await run(() => deliverDue(core), { attempted: 0, delivered: 0 });
   const swept = await run(() => sweepExpiredGrace(core), 0);
   const retention = await run(() => applyRetention(core), { folded: 0, deleted: 0, forgotten: 0 });
   await run(() => sweepIdempotencyKeys(core), 0);
   // One line a run (wrangler dev's terminal, Workers Logs): what the minute did.
   console.log(
-    `cron run ${new Date(scheduledTime).toISOString()}: rotated ${rotated}, delivered ${delivered.delivered}, failed ${delivered.attempted - delivered.delivered}, swept ${swept}${failures.length > 0 ? `, ${failures.length} job(s) failed` : ""}`,
+    `cron run ${new Date(scheduledTime).toISOString()}: rotated ${rotated}, delivered ${delivered.delivered}, failed ${delivered.attempted - delivered.delivered}, swept ${swept}, expiry notices ${notices}${failures.length > 0 ? `, ${failures.length} job(s) failed` : ""}`,
   );
   if (failures.length > 0) {
     for (const failure of failures) console.error("scheduled job failed:", loggable(failure));
     throw new AggregateError(failures, "Scheduled run failed.");
   }
-  return { rotated, ...delivered, swept, retention };
+  return { rotated, notices, ...delivered, swept, retention };
 }

@@ -9,6 +9,7 @@ import { derToRaw, rawToDer } from "../src/core/leaks/der";
 import { fetchedGitHubKeys, GITHUB_KEYS_URL } from "../src/core/leaks/github";
 import { storageDuring } from "./bindings";
 import { dash } from "./dashboard-harness";
+import { addEndpoint, deliverNow, queued, verifySignature } from "./events-harness";
 import { expectProblem } from "./hardening";
 import { call, clearOfBoundary, newKey, newOrg, until, verify } from "./helpers";
 import {
@@ -21,6 +22,7 @@ import {
   sha256Hex,
   unknownKey,
 } from "./leaks-harness";
+import type { Sent } from "./webhooks-harness";
 
 type Org = Awaited<ReturnType<typeof newOrg>>;
 
@@ -631,5 +633,54 @@ describe("the dashboard marks leaked keys and sets the policy", () => {
     expect(
       (await call("GET", `/v1/projects/${org.project.id}`, { token: org.admin })).body.leak_policy,
     ).toBe("disable");
+  });
+});
+
+describe("the api_key.leaked event", () => {
+  it("is queued with the leak, signed, with data.leak and the reporter as actor; once", async () => {
+    const org = await newOrg("leak-event");
+    await setPolicy(org, "disable");
+    const endpoint = await addEndpoint(org, ["api_key.leaked"]);
+    const key = await newKey(org.admin, org.project.id);
+    const body = JSON.stringify([match(key.key, { url: "https://github.com/o/r/blob/x/.env" })]);
+    expect((await gitHubReport(github, body)).status).toBe(200);
+    // A repeat, from either door: nothing more queued.
+    await gitHubReport(github, body);
+    await publicReport({ keys: [key.key] });
+    const rows = await queued(endpoint.id);
+    expect(rows.map((r) => r.event_type)).toEqual(["api_key.leaked"]);
+
+    const received = await deliverNow();
+    const [hook] = received(endpoint.url);
+    const event = await verifySignature(org.project.webhook_signing_secret, hook as Sent);
+    const after = await getKey(org, key.id);
+    expect(event).toMatchObject({
+      type: "api_key.leaked",
+      data: {
+        api_key: { id: key.id, leaked_at: after.leaked_at, enabled: false },
+        actor: { type: "github", id: "github-secret-scanning" },
+        leak: { source: "github", url: "https://github.com/o/r/blob/x/.env", policy: "disable" },
+      },
+    });
+    expect(hook?.body).not.toContain(key.key);
+  });
+
+  it("a public report's event names the report door; an org-scoped key has none", async () => {
+    const org = await newOrg("leak-event-report");
+    const endpoint = await addEndpoint(org);
+    const key = await newKey(org.admin, org.project.id);
+    const orgKey = await call("POST", `/v1/organizations/${org.org}/api-keys`, {
+      token: org.admin,
+      body: { name: "org", scopes: [] },
+    });
+    await publicReport({ keys: [key.key, orgKey.body.plaintext_api_key] });
+    const leaked = (await queued(endpoint.id)).filter((r) => r.event_type === "api_key.leaked");
+    expect(leaked).toHaveLength(1);
+    expect(leaked[0].key_id).toBe(key.id);
+    expect(JSON.parse(leaked[0].payload).data).toMatchObject({
+      actor: { type: "report", id: "anonymous" },
+      leak: { source: "report", url: null, policy: "revoke" },
+      api_key: { id: key.id, revoked_at: expect.any(String) },
+    });
   });
 });

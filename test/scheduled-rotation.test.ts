@@ -339,7 +339,7 @@ describe("scheduled rotation", () => {
     expect(rotatedBusy?.n).toBe(ROTATION_BATCH - 1);
   });
 
-  it("logs one line per run: rotated, delivered, failed, swept", async () => {
+  it("logs one line per run: rotated, delivered, failed, swept, expiry notices", async () => {
     const { admin, project } = await newOrg("cron-log");
     const key = await newKey(admin, project.id, { rotation_interval_days: 1 });
     const runAt = Date.parse(key.next_rotation_at);
@@ -353,7 +353,7 @@ describe("scheduled rotation", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
       new RegExp(
-        `^cron run ${iso(runAt).replaceAll(".", "\\.")}: rotated [1-9]\\d*, delivered \\d+, failed \\d+, swept \\d+$`,
+        `^cron run ${iso(runAt).replaceAll(".", "\\.")}: rotated [1-9]\\d*, delivered \\d+, failed \\d+, swept \\d+, expiry notices \\d+$`,
       ),
     );
   });

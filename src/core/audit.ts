@@ -1,3 +1,4 @@
+import { type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { insertWhere, previousChangedOneRow } from "../db/conditional";
 import { auditEvents } from "../db/schema";
@@ -45,19 +46,34 @@ export function auditValues(core: Core, actor: Actor, entry: AuditEntry) {
 }
 
 /**
+ * Condition for statements after an audited change in its batch: the audit event with this
+ * id exists, i.e. the change committed (whatever other statements ran in between).
+ */
+export const auditRecorded = (auditId: string) =>
+  sql`exists (select 1 from ${auditEvents} where ${auditEvents.id} = ${auditId})`;
+
+/** What else a change writes when it commits (its lifecycle events' outbox rows). */
+export type AlsoWrite = (recorded: SQL) => BatchItem<"sqlite"> | undefined;
+
+/**
  * A conditional change and its audit event, atomically: the event is written only if the
- * change touched a row (D1 has no interactive transactions; one batch is atomic). Returns
- * the changed row, or undefined when the condition no longer held.
+ * change touched a row (D1 has no interactive transactions; one batch is atomic). `also`
+ * adds a statement under the same condition (`auditRecorded`). Returns the changed row, or
+ * undefined when the condition no longer held.
  */
 export async function auditedChange<Row>(
   core: Core,
   actor: Actor,
   change: BatchItem<"sqlite"> & PromiseLike<Row[]>,
   entry: AuditEntry,
+  also?: AlsoWrite,
 ): Promise<Row | undefined> {
+  const audit = auditValues(core, actor, entry);
+  const extra = also?.(auditRecorded(audit.id));
   const [rows] = await core.db.batch([
     change,
-    insertWhere(core.db, auditEvents, auditValues(core, actor, entry), previousChangedOneRow),
+    insertWhere(core.db, auditEvents, audit, previousChangedOneRow),
+    ...(extra ? [extra] : []),
   ]);
   return (rows as Row[])[0];
 }

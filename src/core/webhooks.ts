@@ -6,6 +6,7 @@ import {
   projects,
   type WebhookDeliveryRow,
   webhookDeliveries,
+  webhookEndpoints,
 } from "../db/schema";
 import { auditedChange } from "./audit";
 import type { Core } from "./context";
@@ -94,9 +95,10 @@ export async function listDeliveries(
 }
 
 /**
- * Queue a failed delivery again now, with a fresh attempt budget. Only possible while the
- * key is still held (a delivery erases it when it is given up), so only a pending delivery
- * can be retried — or a failed one whose key has not been erased.
+ * Queue a failed delivery again now, with a fresh attempt budget. A rotation delivery only
+ * while its key is still held (a delivery erases it when it is given up), so only a pending
+ * one can be retried — or a failed one whose key has not been erased. An event delivery
+ * carries no key: any that has not succeeded can be retried.
  */
 export async function retryDelivery(
   core: Core,
@@ -115,7 +117,9 @@ export async function retryDelivery(
   });
   if (!delivery) throw notFound("Webhook delivery");
   if (delivery.status === "delivered") throw conflict("This delivery has already succeeded.");
-  if (delivery.encryptedKey === null) {
+  // Only a rotation delivery carries a key (an event delivery has none to lose).
+  const rotation = delivery.endpointId === null;
+  if (rotation && delivery.encryptedKey === null) {
     throw conflict(
       "The key of this delivery was erased when it was given up; rotate the key again.",
     );
@@ -140,7 +144,7 @@ export async function retryDelivery(
           eq(webhookDeliveries.id, delivery.id),
           // Re-checked here: an attempt may have delivered it (and erased the key) since.
           ne(webhookDeliveries.status, "delivered"),
-          isNotNull(webhookDeliveries.encryptedKey),
+          rotation ? isNotNull(webhookDeliveries.encryptedKey) : undefined,
         ),
       )
       .returning(),
@@ -231,17 +235,23 @@ async function deliverOne(
 
   let statusCode: number | null = null;
   let error: string | null = null;
+  let giveUp = false;
   try {
     const response = await send(core, row);
     statusCode = response.status;
     await response.body?.cancel();
     if (!response.ok) error = `Receiver answered ${response.status}`;
   } catch (cause) {
-    error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    giveUp = cause instanceof GiveUp;
+    error = giveUp
+      ? (cause as GiveUp).message
+      : cause instanceof Error
+        ? `${cause.name}: ${cause.message}`
+        : String(cause);
   }
 
   const delivered = error === null;
-  const givenUp = !delivered && (attempt >= MAX_ATTEMPTS || statusCode === 410);
+  const givenUp = !delivered && (giveUp || attempt >= MAX_ATTEMPTS || statusCode === 410);
   await core.db
     .update(webhookDeliveries)
     .set({
@@ -269,15 +279,41 @@ async function deliverOne(
   return delivered;
 }
 
-async function send(core: Core, row: WebhookDeliveryRow): Promise<Response> {
+/** An attempt that must not be tried again: the delivery is given up at once. */
+class GiveUp extends Error {
+  override name = "GiveUp";
+}
+
+/**
+ * The body of a delivery and where it goes. A rotation delivery merges its decrypted key into
+ * its payload and goes to the key's own URL; an event delivery goes as stored, to its
+ * endpoint's current URL — and is given up when the endpoint was deleted or disabled since.
+ */
+async function target(core: Core, row: WebhookDeliveryRow): Promise<{ url: string; body: string }> {
+  if (row.endpointId !== null) {
+    const endpoint = await core.db.query.webhookEndpoints.findFirst({
+      where: and(
+        eq(webhookEndpoints.organizationId, row.organizationId),
+        eq(webhookEndpoints.projectId, row.projectId),
+        eq(webhookEndpoints.id, row.endpointId),
+      ),
+    });
+    if (!endpoint) throw new GiveUp("The webhook endpoint was deleted.");
+    if (!endpoint.enabled) throw new GiveUp("The webhook endpoint is disabled.");
+    return { url: endpoint.url, body: JSON.stringify(row.payload) };
+  }
   if (row.encryptedKey === null) throw new Error("The key of this delivery was erased.");
+  const key = await decrypt(core.env.ENCRYPTION_KEY, row.encryptedKey);
+  const payload = row.payload as { data: Record<string, unknown> };
+  return { url: row.url, body: JSON.stringify({ ...payload, data: { ...payload.data, key } }) };
+}
+
+async function send(core: Core, row: WebhookDeliveryRow): Promise<Response> {
   const project = await core.db.query.projects.findFirst({
     where: and(eq(projects.organizationId, row.organizationId), eq(projects.id, row.projectId)),
   });
   if (!project) throw new Error("The project of this delivery no longer exists.");
-  const key = await decrypt(core.env.ENCRYPTION_KEY, row.encryptedKey);
-  const payload = row.payload as { data: Record<string, unknown> };
-  const body = JSON.stringify({ ...payload, data: { ...payload.data, key } });
+  const { url, body } = await target(core, row);
   // The attempt's real send time, not the run's scheduledTime: receivers check it against
   // their own clock (Standard Webhooks libraries refuse anything 5 min off), and a run may be
   // scheduled for another instant (a late cron, or `--test-scheduled` with `time=`).
@@ -286,7 +322,7 @@ async function send(core: Core, row: WebhookDeliveryRow): Promise<Response> {
   const signatures = [await signWebhook(secrets.current, row.id, timestamp, body)];
   if (secrets.previous)
     signatures.push(await signWebhook(secrets.previous, row.id, timestamp, body));
-  return fetch(row.url, {
+  return fetch(url, {
     method: "POST",
     headers: {
       "content-type": "application/json",

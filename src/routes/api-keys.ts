@@ -6,11 +6,11 @@ import {
   adjustKeyCredits,
   createKey,
   getKeyWithBalance,
-  isActive,
   listKeysWithBalances,
   liveCredits,
   revokeKey,
   rotateKey,
+  toApiKey,
   updateKey,
 } from "../core/keys";
 import { MAX_CREDITS } from "../core/usage";
@@ -47,7 +47,6 @@ import {
   governanceBodyFields,
   governanceKeyFields,
   governancePatchFields,
-  toGovernanceFields,
   toGovernanceInput,
 } from "../schemas/governance";
 
@@ -81,33 +80,6 @@ export const ApiKeySchema = z
     ...governanceKeyFields,
   })
   .openapi("ApiKey");
-
-/** `remaining`: the live credit balance when it was read (else the stored one is shown). */
-export const toApiKey = (k: ApiKeyRow, now: number, remaining?: number | null) => ({
-  id: k.id,
-  organization_id: k.organizationId,
-  project_id: k.projectId,
-  environment_id: k.environmentId,
-  name: k.name,
-  key_prefix: k.keyPrefix,
-  scopes: k.scopes,
-  created_at: iso(k.createdAt) as string,
-  created_by_user_id: k.createdByUserId,
-  source: k.source,
-  device_name: k.deviceName,
-  is_admin_managed: k.isAdminManaged,
-  is_active: isActive(k, now),
-  expires_at: iso(k.expiresAt),
-  last_used_at: iso(k.lastUsedAt),
-  revoked_at: iso(k.revokedAt),
-  replaced_by_key_id: k.replacedByKeyId,
-  grace_expires_at: iso(k.graceExpiresAt),
-  rotation_interval_days: k.rotationIntervalDays,
-  next_rotation_at: iso(k.nextRotationAt),
-  rotation_webhook_url: k.rotationWebhookUrl,
-  leaked_at: iso(k.leakedAt),
-  ...toGovernanceFields(k, remaining ?? undefined),
-});
 
 /** The key object with its exact credit balance, read from the usage object. */
 const liveApiKey = async (core: Core, k: ApiKeyRow) =>

@@ -292,27 +292,5 @@ export const governanceKeyFields = {
   }),
 };
 
-export interface GovernanceRow {
-  enabled: boolean;
-  meta: Record<string, unknown> | null;
-  externalId: string | null;
-  ipAllowlist: string[] | null;
-  ratelimits: RateLimitRule[] | null;
-  creditsRemaining: number | null;
-  creditsRefill: RefillRule | null;
-}
-
-/** The key object's governance members; `remaining` overrides the stored balance when known. */
-export const toGovernanceFields = (row: GovernanceRow, remaining?: number) => ({
-  enabled: row.enabled,
-  meta: row.meta,
-  external_id: row.externalId,
-  ip_allowlist: row.ipAllowlist,
-  ratelimits:
-    row.ratelimits?.map((r) => ({ name: r.name, limit: r.limit, duration_ms: r.durationMs })) ??
-    null,
-  credits:
-    row.creditsRemaining === null
-      ? null
-      : { remaining: remaining ?? row.creditsRemaining, refill: row.creditsRefill },
-});
+// The presenter is the core's (key objects are also built for webhook events there).
+export { type GovernanceRow, toGovernanceFields } from "../core/keys/present";

@@ -3,9 +3,11 @@ import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import { auditedChange } from "../audit";
 import type { Core } from "../context";
 import { conflict, invalid } from "../errors";
+import { eventActor, keyEventRows } from "../events";
 import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
 import { type Actor, requireOrganization, requireScope } from "../principal";
 import { announceChanges, publishKey } from "../verify";
+import { expiryNoticeAt } from "./expiry";
 import { findKey, type KeyPlace } from "./find";
 import {
   boundedExpiry,
@@ -100,6 +102,8 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
   if (input.scopes !== undefined) changes.scopes = input.scopes;
   if (input.expiresAt !== undefined) {
     changes.expiresAt = boundedExpiry(principal, input.expiresAt) ?? null;
+    // A new expiry owes its notices afresh (null: none).
+    changes.expiryNoticeAt = expiryNoticeAt(changes.expiresAt);
   }
   if (input.deviceName !== undefined) changes.deviceName = input.deviceName;
   if (input.rotationWebhookUrl !== undefined) changes.rotationWebhookUrl = input.rotationWebhookUrl;
@@ -117,14 +121,11 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
   if (Object.keys(changes).length === 0) return key;
 
   await announceChanges(core, [key]);
+  const set = { ...changes, updatedAt: now, version: key.version + 1 };
   const row = await auditedChange<ApiKeyRow>(
     core,
     actor,
-    core.db
-      .update(apiKeys)
-      .set({ ...changes, updatedAt: now, version: key.version + 1 })
-      .where(stillLive(key, now))
-      .returning(),
+    core.db.update(apiKeys).set(set).where(stillLive(key, now)).returning(),
     {
       action: "api_key.updated",
       targetType: "api_key",
@@ -132,6 +133,12 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
       projectId: key.projectId,
       metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
     },
+    (recorded) =>
+      keyEventRows(
+        core,
+        { type: "api_key.updated", key: { ...key, ...set }, actor: eventActor(principal) },
+        recorded,
+      ),
   );
   if (!row) return null;
   await publishKey(core, row);
@@ -141,6 +148,7 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
 /** Columns a change sets that are not a field of their own on the key object. */
 const DERIVED_COLUMNS: Partial<Record<keyof ApiKeyRow, string | null>> = {
   nextRotationAt: null, // follows rotation_interval_days
+  expiryNoticeAt: null, // follows expires_at
   creditsRemaining: "credits",
   creditsRefill: "credits",
   creditsVersion: "credits",
@@ -178,12 +186,20 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
     }
     const current = row;
     await announceChanges(core, [current]);
+    const set = {
+      revokedAt: now,
+      nextRotationAt: null,
+      // A revoked key owes no expiry notice.
+      expiryNoticeAt: null,
+      updatedAt: now,
+      version: current.version + 1,
+    };
     const revoked = await auditedChange<ApiKeyRow>(
       core,
       actor,
       core.db
         .update(apiKeys)
-        .set({ revokedAt: now, nextRotationAt: null, updatedAt: now, version: current.version + 1 })
+        .set(set)
         .where(
           and(
             eq(apiKeys.organizationId, current.organizationId),
@@ -199,6 +215,12 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
         targetId: key.id,
         projectId: key.projectId,
       },
+      (recorded) =>
+        keyEventRows(
+          core,
+          { type: "api_key.revoked", key: { ...current, ...set }, actor: eventActor(principal) },
+          recorded,
+        ),
     );
     row = revoked ?? (await findKey(core, principal, keyId));
   }

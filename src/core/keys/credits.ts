@@ -1,10 +1,11 @@
 // A key's credits as the management routes see them: the exact live balance, and the
 // set / increment / decrement operations (SPEC Part 2 `POST /v1/api-keys/{keyID}/credits`).
 import { and, eq, isNull, lte, or } from "drizzle-orm";
-import { type ApiKeyRow, apiKeys } from "../../db/schema";
-import { auditInsert } from "../audit";
+import { type ApiKeyRow, apiKeys, auditEvents } from "../../db/schema";
+import { auditRecorded, auditValues } from "../audit";
 import type { Core } from "../context";
 import { conflict, loggable } from "../errors";
+import { eventActor, keyEventRows } from "../events";
 import { type Actor, type Principal, requireScope } from "../principal";
 import { type CreditOperation, refillDue } from "../usage";
 import { adjustCredits, readCredits } from "../usage-store";
@@ -89,14 +90,26 @@ export async function adjustKeyCredits(
   const spec = creditsSpecOf(key);
   if (!spec) throw conflict("This key has no credits (unlimited): set them with PATCH first.");
   const { remaining } = await adjustCredits(core, lineageOf(key), spec, operation, value);
-  // After the fact: the usage object is not D1, so the two cannot be one batch.
-  await auditInsert(core, actor, {
+  // After the fact: the usage object is not D1, so the two cannot be one batch. A credits
+  // operation changes the key object's `credits.remaining`: an `api_key.updated` event.
+  const audit = auditValues(core, actor, {
     action: "api_key.credits_adjusted",
     targetType: "api_key",
     targetId: key.id,
     projectId: key.projectId,
     metadata: { operation, value, remaining },
   });
+  const event = keyEventRows(
+    core,
+    {
+      type: "api_key.updated",
+      key: { ...key, creditsRemaining: remaining },
+      actor: eventActor(principal),
+    },
+    auditRecorded(audit.id),
+  );
+  const insertAudit = core.db.insert(auditEvents).values(audit);
+  await core.db.batch(event ? [insertAudit, event] : [insertAudit]);
   await noteCreditsSeen(core, key, remaining);
   return { remaining };
 }

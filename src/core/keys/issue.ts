@@ -1,11 +1,13 @@
-import { type ApiKeyRow, apiKeys } from "../../db/schema";
-import { auditInsert } from "../audit";
+import { type ApiKeyRow, apiKeys, auditEvents } from "../../db/schema";
+import { auditRecorded, auditValues } from "../audit";
 import { type Core, defaultKeyPrefix } from "../context";
 import { invalid } from "../errors";
+import { eventActor, keyEventRows } from "../events";
 import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireAdmin, requireOrganization, requireScope } from "../principal";
 import { findProject, resolveEnvironment } from "../projects";
+import { expiryNoticeAt } from "./expiry";
 import {
   boundedExpiry,
   type KeySource,
@@ -70,46 +72,73 @@ export async function createKey(core: Core, actor: Actor, input: CreateKeyInput)
   const material = await generateKey(prefix, environmentName);
   const id = crypto.randomUUID();
   const interval = input.rotationIntervalDays ?? null;
-  const [inserted] = await core.db.batch([
-    core.db
-      .insert(apiKeys)
-      .values({
-        id,
-        organizationId: principal.organizationId,
-        projectId: input.projectId,
-        environmentId,
-        environment: environmentName,
-        name: input.name,
-        keyHash: material.hash,
-        keyPrefix: material.displayPrefix,
-        scopes: input.scopes,
-        source: input.source ?? sourceOf(principal, actor.client),
-        createdByUserId: actorId(principal),
-        deviceName: input.deviceName ?? null,
-        isAdminManaged: input.isAdminManaged ?? false,
-        createdAt: now,
-        updatedAt: now,
-        expiresAt,
-        rotationIntervalDays: interval,
-        nextRotationAt: nextRotationAt(interval, now),
-        rotationWebhookUrl: input.rotationWebhookUrl ?? null,
-        // The first key of its lineage: its rotation successors share its usage state.
-        lineageId: id,
-        ...governanceColumns(input.governance ?? {}, now),
-      })
-      .returning(),
-    auditInsert(core, actor, {
-      action: "api_key.created",
-      targetType: "api_key",
-      targetId: id,
-      projectId: input.projectId,
-      metadata: {
-        name: input.name,
-        scopes: input.scopes,
-        key_prefix: material.displayPrefix,
-        ...governanceAudit(input.governance ?? {}),
-      },
-    }),
-  ]);
+  // The whole row (every column its default), so the created event shows the key as stored.
+  const row: ApiKeyRow = {
+    seq: 0,
+    id,
+    organizationId: principal.organizationId,
+    projectId: input.projectId,
+    environmentId,
+    environment: environmentName,
+    name: input.name,
+    keyHash: material.hash,
+    keyPrefix: material.displayPrefix,
+    scopes: input.scopes,
+    source: input.source ?? sourceOf(principal, actor.client),
+    createdByUserId: actorId(principal),
+    deviceName: input.deviceName ?? null,
+    isAdminManaged: input.isAdminManaged ?? false,
+    createdAt: now,
+    updatedAt: now,
+    expiresAt,
+    lastUsedAt: null,
+    revokedAt: null,
+    replacedByKeyId: null,
+    rotatedFromKeyId: null,
+    graceExpiresAt: null,
+    rotationIntervalDays: interval,
+    nextRotationAt: nextRotationAt(interval, now),
+    rotationWebhookUrl: input.rotationWebhookUrl ?? null,
+    enabled: true,
+    meta: null,
+    externalId: null,
+    ipAllowlist: null,
+    ratelimits: null,
+    creditsRemaining: null,
+    creditsRefill: null,
+    creditsVersion: null,
+    creditsSeen: null,
+    creditsSeenAt: null,
+    // The first key of its lineage: its rotation successors share its usage state.
+    lineageId: id,
+    version: 0,
+    leakedAt: null,
+    expiryNoticeAt: expiryNoticeAt(expiresAt),
+    ...governanceColumns(input.governance ?? {}, now),
+  };
+  const { seq: _seq, ...values } = row;
+  const audit = auditValues(core, actor, {
+    action: "api_key.created",
+    targetType: "api_key",
+    targetId: id,
+    projectId: input.projectId,
+    metadata: {
+      name: input.name,
+      scopes: input.scopes,
+      key_prefix: material.displayPrefix,
+      ...governanceAudit(input.governance ?? {}),
+    },
+  });
+  const event = keyEventRows(
+    core,
+    { type: "api_key.created", key: row, actor: eventActor(principal) },
+    auditRecorded(audit.id),
+  );
+  const insert = core.db.insert(apiKeys).values(values).returning();
+  const [inserted] = await core.db.batch(
+    event
+      ? [insert, core.db.insert(auditEvents).values(audit), event]
+      : [insert, core.db.insert(auditEvents).values(audit)],
+  );
   return { key: inserted[0] as ApiKeyRow, plaintext: material.plaintext };
 }

@@ -1,15 +1,17 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { insertWhere, previousChangedOneRow } from "../../db/conditional";
 import { type ApiKeyRow, apiKeys, auditEvents, webhookDeliveries } from "../../db/schema";
-import { auditValues } from "../audit";
+import { auditRecorded, auditValues } from "../audit";
 import type { Core } from "../context";
 import { conflict, loggable } from "../errors";
+import { eventActor, keyEventRows } from "../events";
 import { generateKey } from "../key-material";
 import { type Actor, actorId, requireScope } from "../principal";
 import { DAY_MS } from "../time";
 import { announceChanges, publishKey } from "../verify";
 import { lineageOf } from "../verify/cache";
 import { rotationDeliveryValues } from "../webhooks";
+import { expiryNoticeAt } from "./expiry";
 import { findKey, type KeyPlace } from "./find";
 import {
   cappedExpiry,
@@ -94,19 +96,24 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     nextRotationAt: nextRotationAt(old.rotationIntervalDays, now),
     // Rotated by an API key, the successor never outlives that key.
     expiresAt: cappedExpiry(actor.principal, old.expiresAt),
+    // A new key: it owes its own expiry notices.
+    expiryNoticeAt: expiryNoticeAt(cappedExpiry(actor.principal, old.expiresAt)),
   };
   const { seq: _seq, ...freshValues } = fresh;
 
+  const change = {
+    replacedByKeyId: fresh.id,
+    graceExpiresAt,
+    revokedAt: graceMs === 0 ? now : null,
+    nextRotationAt: null,
+    // A replaced key owes no expiry notice (its successor does).
+    expiryNoticeAt: null,
+    updatedAt: now,
+    version: old.version + 1,
+  };
   const claim = core.db
     .update(apiKeys)
-    .set({
-      replacedByKeyId: fresh.id,
-      graceExpiresAt,
-      revokedAt: graceMs === 0 ? now : null,
-      nextRotationAt: null,
-      updatedAt: now,
-      version: old.version + 1,
-    })
+    .set(change)
     .where(
       and(
         eq(apiKeys.organizationId, old.organizationId),
@@ -122,17 +129,20 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     )
     .returning();
   const insertFresh = insertWhere(core.db, apiKeys, freshValues, previousChangedOneRow);
-  const audit = insertWhere(
-    core.db,
-    auditEvents,
-    auditValues(core, actor, {
-      action: "api_key.rotated",
-      targetType: "api_key",
-      targetId: old.id,
-      projectId: old.projectId,
-      metadata: { new_key_id: fresh.id, grace_expires_at: new Date(graceExpiresAt).toISOString() },
-    }),
-    previousChangedOneRow,
+  const auditRow = auditValues(core, actor, {
+    action: "api_key.rotated",
+    targetType: "api_key",
+    targetId: old.id,
+    projectId: old.projectId,
+    metadata: { new_key_id: fresh.id, grace_expires_at: new Date(graceExpiresAt).toISOString() },
+  });
+  const audit = insertWhere(core.db, auditEvents, auditRow, previousChangedOneRow);
+  // The rotated key as the rotation leaves it (its successor in replaced_by_key_id); no
+  // plaintext: that goes only to the key's own rotation_webhook_url, below.
+  const event = keyEventRows(
+    core,
+    { type: "api_key.rotated", key: { ...old, ...change }, actor: eventActor(actor.principal) },
+    auditRecorded(auditRow.id),
   );
   const delivery =
     old.rotationWebhookUrl !== null && old.projectId !== null
@@ -152,9 +162,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
   await announceChanges(core, [old]);
   let claimed: ApiKeyRow | undefined;
   try {
-    const results = await core.db.batch(
-      delivery ? [claim, insertFresh, audit, delivery] : [claim, insertFresh, audit],
-    );
+    const follow = [delivery, event].filter((item) => item !== undefined);
+    const results = await core.db.batch([claim, insertFresh, audit, ...follow]);
     claimed = results[0][0];
   } catch (error) {
     if (!lostRotationRace(error)) throw error;

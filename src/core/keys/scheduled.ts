@@ -1,10 +1,13 @@
 // The scheduled jobs on keys (SPEC "Rotation and webhooks"): due rotations and the grace
 // sweep, in bounded batches, each safe when two runs overlap. The cron door runs them.
 import { and, asc, eq, gt, inArray, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { previousChangedOneRow } from "../../db/conditional";
 import { fairBatch } from "../../db/fair";
-import { apiKeys } from "../../db/schema";
+import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import type { Core } from "../context";
 import { isDomainError } from "../errors";
+import { keyEventRows, SCHEDULER } from "../events";
 import { announceChanges, publishKey } from "../verify";
 import { rotateRow, SCHEDULED_GRACE_MS } from "./rotate";
 
@@ -82,17 +85,12 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
     isNull(apiKeys.revokedAt),
   );
   const batch = await core.db
-    .select({
-      id: apiKeys.id,
-      organizationId: apiKeys.organizationId,
-      keyHash: apiKeys.keyHash,
-      version: apiKeys.version,
-    })
+    .select()
     .from(apiKeys)
     .where(pastGrace)
     .orderBy(asc(apiKeys.graceExpiresAt))
     .limit(SWEEP_BATCH);
-  const [first, ...rest] = batch.map((key) =>
+  const updates = batch.map((key) =>
     core.db
       .update(apiKeys)
       .set({ revokedAt: sql`${apiKeys.graceExpiresAt}`, updatedAt: now, version: key.version + 1 })
@@ -106,9 +104,30 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
       )
       .returning(),
   );
+  // Each stamp followed by its `api_key.revoked` rows, written only if that stamp happened.
+  const statements: BatchItem<"sqlite">[] = [];
+  const stampAt: number[] = [];
+  for (const [i, key] of batch.entries()) {
+    stampAt.push(statements.length);
+    statements.push(updates[i] as BatchItem<"sqlite">);
+    const revoked = {
+      ...key,
+      revokedAt: key.graceExpiresAt,
+      updatedAt: now,
+      version: key.version + 1,
+    };
+    const event = keyEventRows(
+      core,
+      { type: "api_key.revoked", key: revoked, actor: SCHEDULER },
+      previousChangedOneRow,
+    );
+    if (event) statements.push(event);
+  }
+  const [first, ...rest] = statements;
   if (!first) return 0;
   await announceChanges(core, batch);
-  const swept = (await core.db.batch([first, ...rest])).flat();
+  const results = await core.db.batch([first, ...rest]);
+  const swept = stampAt.flatMap((at) => results[at] as ApiKeyRow[]);
   await Promise.all(swept.map((key) => publishKey(core, key)));
   return swept.length;
 }

@@ -3,11 +3,13 @@
 // applied through the same path as a revoke or a disable: announced to the revocation feed
 // before it commits, committed on the version announced, then published (docs/leaks.md).
 import { and, eq, inArray, isNull } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import { insertWhere, previousChangedOneRow } from "../../db/conditional";
 import { type ApiKeyRow, apiKeys, auditEvents, type ProjectRow, projects } from "../../db/schema";
-import { auditValues } from "../audit";
+import { auditRecorded, auditValues } from "../audit";
 import type { Core } from "../context";
 import { conflict } from "../errors";
+import { keyEventRows, occurrenceId } from "../events";
 import { hashKey, parseKey } from "../key-material";
 import type { LeakPolicy } from "../projects";
 import { announceChanges, publishKey } from "../verify";
@@ -79,6 +81,7 @@ async function keysByHash(core: Core, hashes: string[]): Promise<ApiKeyRow[]> {
 interface LeakPlan {
   key: ApiKeyRow;
   where: Found;
+  occurrence?: string;
   policy: LeakPolicy;
   /** What the policy changed: nothing when the key was already revoked or disabled. */
   applied: "revoked" | "disabled" | "none";
@@ -96,8 +99,12 @@ async function applyLeaks(
       throw conflict("A reported key kept changing while its leak was applied; report it again.");
     }
     const policies = await policiesOf(core, pending);
-    const plans = pending.map((key) =>
-      planOf(key, whereOf.get(key.id) as Found, policyOf(key, policies)),
+    const plans = await Promise.all(
+      pending.map(async (key) => ({
+        ...planOf(key, whereOf.get(key.id) as Found, policyOf(key, policies)),
+        // A key leaks once: its event's webhook-ids are the same whoever queues it.
+        occurrence: await occurrenceId("api_key.leaked", key.id),
+      })),
     );
     // A change of verdict is announced before it commits (503, nothing written, if it cannot be).
     await announceChanges(
@@ -107,13 +114,13 @@ async function applyLeaks(
     const lost: ApiKeyRow[] = [];
     for (let i = 0; i < plans.length; i += WRITE_CHUNK) {
       const chunk = plans.slice(i, i + WRITE_CHUNK);
-      const results = await core.db.batch(
-        chunk.flatMap((plan) => leakStatements(core, source, plan)) as [
-          ReturnType<typeof leakStatements>[number],
-        ],
-      );
+      // Each key's mark, then its audit row and event rows (only if the mark was made).
+      const statements = chunk.map((plan) => leakStatements(core, source, plan));
+      const results = await core.db.batch(statements.flat() as unknown as [BatchItem<"sqlite">]);
+      let at = 0;
       for (const [index, plan] of chunk.entries()) {
-        const row = (results[index * 2] as ApiKeyRow[])[0];
+        const row = (results[at] as ApiKeyRow[])[0];
+        at += (statements[index] as unknown[]).length;
         if (!row) lost.push(plan.key);
         else if (plan.applied !== "none") await publishKey(core, row);
       }
@@ -181,18 +188,19 @@ function planOf(key: ApiKeyRow, where: Found, policy: LeakPolicy): LeakPlan {
  * the mark was made.
  */
 function leakStatements(core: Core, source: LeakSource, plan: LeakPlan) {
-  const { key, applied, where } = plan;
+  const { key, applied, where, policy } = plan;
   const now = core.now();
   const changesVerdict = applied !== "none";
+  const set: Partial<ApiKeyRow> = {
+    leakedAt: now,
+    updatedAt: now,
+    ...(applied === "revoked" ? { revokedAt: now, nextRotationAt: null } : {}),
+    ...(applied === "disabled" ? { enabled: false } : {}),
+    ...(changesVerdict ? { version: key.version + 1 } : {}),
+  };
   const mark = core.db
     .update(apiKeys)
-    .set({
-      leakedAt: now,
-      updatedAt: now,
-      ...(applied === "revoked" ? { revokedAt: now, nextRotationAt: null } : {}),
-      ...(applied === "disabled" ? { enabled: false } : {}),
-      ...(changesVerdict ? { version: key.version + 1 } : {}),
-    })
+    .set(set)
     .where(
       and(
         eq(apiKeys.organizationId, key.organizationId),
@@ -204,28 +212,39 @@ function leakStatements(core: Core, source: LeakSource, plan: LeakPlan) {
     .returning();
   // The reporter acts in the key's organization; the audit log names the door, not a person.
   const system = { type: "system", organizationId: key.organizationId, name: "leaks" } as const;
-  const values = auditValues(
-    core,
-    { principal: system, ip: null, userAgent: null },
-    {
-      action: "api_key.leaked",
-      targetType: "api_key",
-      targetId: key.id,
-      projectId: key.projectId,
-      metadata: {
-        source,
-        url: where.url,
-        ...(where.foundIn ? { found_in: where.foundIn } : {}),
-        policy: plan.policy,
-        applied,
+  const actor = { type: source, id: REPORTERS[source] };
+  const values = {
+    ...auditValues(
+      core,
+      { principal: system, ip: null, userAgent: null },
+      {
+        action: "api_key.leaked",
+        targetType: "api_key",
+        targetId: key.id,
+        projectId: key.projectId,
+        metadata: {
+          source,
+          url: where.url,
+          ...(where.foundIn ? { found_in: where.foundIn } : {}),
+          policy,
+          applied,
+        },
       },
+    ),
+    actorType: actor.type,
+    actorId: actor.id,
+  };
+  const audit = insertWhere(core.db, auditEvents, values, previousChangedOneRow);
+  const event = keyEventRows(
+    core,
+    {
+      type: "api_key.leaked",
+      key: { ...key, ...set },
+      actor,
+      ...(plan.occurrence ? { occurrence: plan.occurrence } : {}),
+      data: { leak: { source, url: where.url, policy } },
     },
+    auditRecorded(values.id),
   );
-  const audit = insertWhere(
-    core.db,
-    auditEvents,
-    { ...values, actorType: source, actorId: REPORTERS[source] },
-    previousChangedOneRow,
-  );
-  return [mark, audit] as const;
+  return event ? [mark, audit, event] : [mark, audit];
 }
