@@ -684,3 +684,12 @@ describe("the api_key.leaked event", () => {
     });
   });
 });
+
+describe("GITHUB_SECRET_SCANNING_KEYS as .dev.vars may hold it", () => {
+  it("takes PEM keys with raw line breaks (a double-quoted .dev.vars value expands \\n)", async () => {
+    const expanded = keySet(github).replaceAll("\\n", "\n");
+    expect(() => JSON.parse(expanded)).toThrow();
+    const body = JSON.stringify([match("not_a_key")]);
+    expect((await gitHubReport(github, body, { keys: expanded })).status).toBe(200);
+  });
+});

@@ -54,7 +54,7 @@ export interface GitHubPublicKey {
 export function parseGitHubKeySet(text: string): GitHubPublicKey[] | null {
   let document: unknown;
   try {
-    document = JSON.parse(text);
+    document = JSON.parse(escapeControlsInStrings(text));
   } catch {
     return null;
   }
@@ -70,6 +70,28 @@ export function parseGitHubKeySet(text: string): GitHubPublicKey[] | null {
   }
   return keys;
 }
+
+/**
+ * Raw line breaks and tabs inside JSON strings as escapes: a .dev.vars value in double quotes
+ * has its `\n` turned into real line breaks (dotenv), which JSON does not allow in a string —
+ * the PEM keys of GitHub's document hold several.
+ */
+function escapeControlsInStrings(text: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i] as string;
+    if (inString && char === "\\") {
+      out += char + (text[i + 1] ?? "");
+      i++;
+      continue;
+    }
+    if (char === '"') inString = !inString;
+    out += inString ? (CONTROL_ESCAPES[char] ?? char) : char;
+  }
+  return out;
+}
+const CONTROL_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
 let keySetOf: { text: string; keys: GitHubPublicKey[] | null } | null = null;
 function parsedKeySet(text: string) {
