@@ -41,8 +41,8 @@ const WRITE_CHUNK = 25;
 const LEAK_ATTEMPTS = 3;
 
 /**
- * Applies a report to every genuine key among `tokens` and answers which were Keygate keys,
- * by the hash of each token. A token that fails the format or checksum is dropped without a
+ * Applies a report to every genuine key among the reported tokens and answers which were
+ * Keygate keys, by hash. A token that fails the format or checksum is dropped without a
  * storage read.
  */
 export async function reportLeaks(
