@@ -206,6 +206,20 @@ try {
   check((await verify(fresh)) === "REVOKED", "revoked key still verifies");
   await screenshot("key-revoked");
 
+  // The old key (in its grace) reported leaked, as anyone may: the project's default policy
+  // revokes it; its page says so.
+  await page.waitForLoadState("networkidle");
+  const reported = await fetch(`${server.url}/v1/leaks`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ keys: [plaintext], url: "https://example.com/paste" }),
+  });
+  check(reported.status === 202, `leak report answered ${reported.status}`);
+  check((await verify(plaintext)) === "REVOKED", "a leaked key still verifies");
+  await page.goto(keyUrl);
+  check((await text()).includes("This key was reported leaked."), "no leak banner");
+  await screenshot("key-leaked");
+
   // The rotation's webhook delivery, retried by hand.
   await page.goto(`${projectUrl}/webhooks`);
   check((await text()).includes("api_key.rotated"), "no delivery for the rotation");

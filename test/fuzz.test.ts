@@ -232,6 +232,12 @@ function meaningful(name: string): fc.Arbitrary<unknown> | undefined {
         fc.constantFrom(...targets).map((t) => `${t.key}x`),
         fc.constantFrom(...targets).map((t) => t.key.toUpperCase()),
       );
+    case "keys":
+      // Leak reports: never a key the other operations use (a genuine one would be revoked).
+      return fc.array(fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom(...badTokens)), {
+        minLength: 1,
+        maxLength: 5,
+      });
     case "scopes":
     case "required_scopes":
       return fc.array(
@@ -549,6 +555,7 @@ describe("fuzzing every operation of /openapi.json", () => {
       organization_id: "org_x",
       name: "p",
       key_prefix: "capy",
+      leak_policy: "revoke",
       created_at: "2026-01-01T00:00:00.000Z",
       updated_at: "2026-01-01T00:00:00.000Z",
       webhook_signing_secret: "whsec_x",

@@ -4,6 +4,8 @@ import { call } from "./helpers";
 const EXPECTED_OPERATIONS = [
   "get /healthz",
   "post /v1/keys/verify",
+  "post /v1/leaks",
+  "post /v1/leaks/github",
   "post /v1/api-keys/{keyID}/credits",
   "get /v1/projects",
   "post /v1/projects",

@@ -9,6 +9,7 @@ import { getExampleFromSchema, isParamDisabled } from "@scalar/workspace-store/r
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Json } from "./hardening";
 import { call, newOrg } from "./helpers";
+import { gitHubReport, gitHubSigner } from "./leaks-harness";
 
 let doc: Json;
 let org: Awaited<ReturnType<typeof newOrg>>;
@@ -59,6 +60,12 @@ function emptyStrings(value: Json, at = "body"): string[] {
     return Object.entries(value).flatMap(([k, v]) => emptyStrings(v, `${at}.${k}`));
   }
   return [];
+}
+
+/** The GitHub door's example body, signed by a local key in GitHub's document shape. */
+async function signedGitHubExample(body: unknown): Promise<number> {
+  const signer = await gitHubSigner("docs-example");
+  return (await gitHubReport(signer, JSON.stringify(body))).status;
 }
 
 describe("the try-it examples of /docs", () => {
@@ -148,6 +155,11 @@ describe("the try-it examples of /docs", () => {
         shown.filter(([p]) => p.in === "query").map(([p, value]) => [p.name, value]),
       ).toString();
       let body = docsBody(operation);
+      if (path === "/v1/leaks/github") {
+        // Only GitHub can sign this door's requests: its example body, signed as GitHub would.
+        answers.push(`${await signedGitHubExample(body)} ${method} ${url}`);
+        continue;
+      }
       if (body && typeof body === "object") {
         body = { ...body };
         for (const field of ["project_id", "environment_id", "organization_id"]) {

@@ -83,7 +83,7 @@ describe("management rate limit", () => {
     expect((await call("GET", "/v1/projects", { token: org.admin })).status).toBe(200);
   });
 
-  it("is documented on every management route; verify documents only its unknown-key limit", async () => {
+  it("is documented on every management route; verify and the leak report door document only their own limits", async () => {
     const doc = (await call("GET", "/openapi.json")).body;
     for (const [path, methods] of Object.entries(doc.paths as Record<string, object>)) {
       for (const [method, operation] of Object.entries(methods)) {
@@ -92,6 +92,11 @@ describe("management rate limit", () => {
         const documented = "429" in responses;
         if (path === "/v1/keys/verify") {
           expect(responses["429"]?.description).toMatch(/unknown keys/);
+          continue;
+        }
+        // The public leak door has its own limit: reports per client address.
+        if (path === "/v1/leaks") {
+          expect(responses["429"]?.description).toMatch(/reports this hour/);
           continue;
         }
         const open = (operation as { security?: unknown[] }).security?.length === 0;

@@ -16,6 +16,7 @@ import worker from "../src/index";
 import { storageDuring } from "./bindings";
 import { d1Snapshot, expectProblem } from "./hardening";
 import { BASE, call, newKey, newOrg, verify } from "./helpers";
+import { publicReport } from "./leaks-harness";
 
 const BOUND = DEFAULT_REVOCATION_BOUND_MS;
 
@@ -88,7 +89,7 @@ const row = (id: string) =>
 describe("two isolates over one D1: every change SPEC lists reaches the other within the bound", () => {
   const changes: {
     name: string;
-    change: (admin: string, id: string) => ReturnType<typeof call>;
+    change: (admin: string, id: string, plaintext: string) => Promise<{ status: number }>;
     refused: string;
     scopes?: string[];
   }[] = [
@@ -125,6 +126,23 @@ describe("two isolates over one D1: every change SPEC lists reaches the other wi
         }),
       refused: "REVOKED",
     },
+    {
+      name: "leak report (policy revoke)",
+      change: (_admin, _id, plaintext) => publicReport({ keys: [plaintext] }),
+      refused: "REVOKED",
+    },
+    {
+      name: "leak report (policy disable)",
+      change: async (admin, id, plaintext) => {
+        const key = await call("GET", `/v1/api-keys/${id}`, { token: admin });
+        await call("PATCH", `/v1/projects/${key.body.project_id}`, {
+          token: admin,
+          body: { leak_policy: "disable" },
+        });
+        return publicReport({ keys: [plaintext] });
+      },
+      refused: "DISABLED",
+    },
   ];
 
   for (const { name, change, refused, scopes } of changes) {
@@ -132,8 +150,8 @@ describe("two isolates over one D1: every change SPEC lists reaches the other wi
       const { admin, project } = await newOrg("bound");
       const key = await newKey(admin, project.id, { scopes: ["read"] });
       const b = await warm(key.key);
-      const response = await change(admin, key.id);
-      expect(response.status, response.text).toBeLessThan(300);
+      const response = await change(admin, key.id, key.key);
+      expect(response.status).toBeLessThan(300);
       // Before B hears anything its memory may still answer: the feed is what changes it.
       expect(await b.code(key.key, scopes)).toBe("VALID");
       b.wait(BOUND);

@@ -3,18 +3,21 @@
 // Delivery is the outbox's (core/webhooks.ts): signed, retried, fair, leased.
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { insertSelect } from "../db/conditional";
-import { type ApiKeyRow, webhookDeliveries, webhookEndpoints } from "../db/schema";
+import {
+  type ACTOR_TYPES,
+  type ApiKeyRow,
+  webhookDeliveries,
+  webhookEndpoints,
+} from "../db/schema";
 import type { Core } from "./context";
 import { ALL_EVENTS, type KeyEventType } from "./event-types";
 import { toApiKey } from "./keys/present";
 import { actorId, type Principal } from "./principal";
 import { iso } from "./time";
 
-export const ACTOR_KINDS = ["user", "api_key", "system", "github", "report"] as const;
-
 /** Who caused an event: `data.actor`. */
 export interface EventActor {
-  type: (typeof ACTOR_KINDS)[number];
+  type: (typeof ACTOR_TYPES)[number];
   id: string;
 }
 

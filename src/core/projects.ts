@@ -1,5 +1,11 @@
 import { and, asc, eq, isNull, lte, or } from "drizzle-orm";
-import { type EnvironmentRow, environments, type ProjectRow, projects } from "../db/schema";
+import {
+  type EnvironmentRow,
+  environments,
+  type LEAK_POLICIES,
+  type ProjectRow,
+  projects,
+} from "../db/schema";
 import { auditedChange, auditInsert } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
 import { decrypt, encrypt, newWebhookSecret } from "./crypto";
@@ -14,6 +20,8 @@ import {
   requireScope,
 } from "./principal";
 
+export type LeakPolicy = (typeof LEAK_POLICIES)[number];
+
 /** Every new project starts with these environments. */
 export const DEFAULT_ENVIRONMENTS = ["live", "test"] as const;
 /** After a secret rotation, deliveries are also signed with the old secret for this long. */
@@ -22,7 +30,7 @@ export const PREVIOUS_SECRET_TTL_MS = 24 * 60 * 60 * 1000;
 export async function createProject(
   core: Core,
   actor: Actor,
-  input: { name: string; keyPrefix?: string | undefined },
+  input: { name: string; keyPrefix?: string | undefined; leakPolicy?: LeakPolicy | undefined },
 ) {
   const { principal } = actor;
   requireScope(principal, "projects:write");
@@ -40,6 +48,7 @@ export async function createProject(
         organizationId: principal.organizationId,
         name: input.name,
         keyPrefix: input.keyPrefix ?? defaultKeyPrefix(core.env),
+        ...(input.leakPolicy === undefined ? {} : { leakPolicy: input.leakPolicy }),
         webhookSecretEnc: await encrypt(core.env.ENCRYPTION_KEY, secret),
         createdAt: now,
         updatedAt: now,
@@ -107,13 +116,18 @@ export async function updateProject(
   core: Core,
   actor: Actor,
   projectId: string,
-  patch: { name?: string | undefined; keyPrefix?: string | undefined },
+  patch: {
+    name?: string | undefined;
+    keyPrefix?: string | undefined;
+    leakPolicy?: LeakPolicy | undefined;
+  },
 ) {
   requireScope(actor.principal, "projects:write");
   const project = await findProject(core, actor.principal, projectId);
   const changes = {
     ...(patch.name === undefined ? {} : { name: patch.name }),
     ...(patch.keyPrefix === undefined ? {} : { keyPrefix: patch.keyPrefix }),
+    ...(patch.leakPolicy === undefined ? {} : { leakPolicy: patch.leakPolicy }),
   };
   if (Object.keys(changes).length === 0) return project;
   const updated = await auditedChange<ProjectRow>(
@@ -131,7 +145,13 @@ export async function updateProject(
       projectId: project.id,
       // By the project object's field names (key_prefix), not the columns; JSON drops the
       // fields left unchanged (undefined).
-      metadata: { changes: { name: changes.name, key_prefix: changes.keyPrefix } },
+      metadata: {
+        changes: {
+          name: changes.name,
+          key_prefix: changes.keyPrefix,
+          leak_policy: changes.leakPolicy,
+        },
+      },
     },
   );
   if (!updated) throw notFound("Project");

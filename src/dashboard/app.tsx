@@ -21,6 +21,7 @@ import { BASE } from "./layout";
 import { audit } from "./sections/audit";
 import { identities } from "./sections/identities";
 import { keys } from "./sections/keys";
+import { leakPolicy } from "./sections/leak-policy";
 import { orgKeys } from "./sections/org-keys";
 import { projects } from "./sections/projects";
 import { signIn } from "./sections/sign-in";
@@ -94,6 +95,7 @@ export function createDashboard() {
   }
   app.route("/projects", projects);
   app.route("/projects", webhooks);
+  app.route("/projects", leakPolicy);
   app.route("/keys", keys);
   app.route("/org-keys", orgKeys);
   app.route("/identities", identities);

@@ -134,6 +134,7 @@ const NOTICES: Record<string, string> = {
   "endpoint-created-before": "That form was submitted before: this is the endpoint it added.",
   "endpoint-updated": "Webhook endpoint saved.",
   "endpoint-deleted": "Webhook endpoint deleted.",
+  "leak-policy-saved": "Leak policy saved.",
   "key-created-before":
     "That form was submitted before: this is the key it created. Its secret was shown once, then; rotate the key if the secret was lost.",
 };

@@ -40,7 +40,43 @@ export function keyStatus(key: ApiKeyRow, now: number): { label: string; kind: s
 
 export const StatusBadge: FC<{ keyRow: ApiKeyRow; now: number }> = ({ keyRow, now }) => {
   const status = keyStatus(keyRow, now);
-  return <span class={`badge ${status.kind}`}>{status.label}</span>;
+  return (
+    <>
+      <span class={`badge ${status.kind}`}>{status.label}</span>
+      {keyRow.leakedAt !== null ? (
+        <>
+          {" "}
+          <span class="badge danger" title="Reported leaked">
+            Leaked
+          </span>
+        </>
+      ) : null}
+    </>
+  );
+};
+
+/** A leaked key's page opens with when it was reported, the policy, and where that left it. */
+export const LeakedBanner: FC<{ keyRow: ApiKeyRow; project: ProjectRow | null; now: number }> = ({
+  keyRow,
+  project,
+  now,
+}) => {
+  if (keyRow.leakedAt === null) return null;
+  // Org-scoped keys are always revoked.
+  const policy = project?.leakPolicy ?? "revoke";
+  const state =
+    keyRow.revokedAt !== null
+      ? "It is revoked: every verification refuses it."
+      : !keyRow.enabled
+        ? "It is disabled: every verification refuses it until it is enabled again."
+        : "It still verifies: rotate it, then revoke it.";
+  return (
+    <Notice kind="error" title="This key was reported leaked.">
+      Reported <Time ms={keyRow.leakedAt} now={now} rel /> (
+      <Time ms={keyRow.leakedAt} now={now} />
+      ); the leak policy is <code>{policy}</code>. {state}
+    </Notice>
+  );
 };
 
 export const KeyTable: FC<{

@@ -11,7 +11,8 @@ import type { KeyMeta, LimitSpec as RateLimitRule, RefillSpec as RefillRule } fr
 // The enums, in one place: the columns carry them, and the wire schemas derive theirs from
 // the columns (`apiKeys.source.enumValues`).
 export const KEY_SOURCES = ["dashboard", "api", "rotation", "cli"] as const;
-export const ACTOR_TYPES = ["user", "api_key", "system"] as const;
+// "github" and "report": a leak reported by GitHub secret scanning or by anyone (SPEC Part 3).
+export const ACTOR_TYPES = ["user", "api_key", "system", "github", "report"] as const;
 export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
 /** What a project does with a key reported leaked (SPEC Part 3 "Leaked keys"). */
 export const LEAK_POLICIES = ["revoke", "disable", "notify"] as const;

@@ -4,6 +4,7 @@ import { createDashboard } from "../dashboard/app";
 import { registerApiKeys } from "../routes/api-keys";
 import { registerAudit } from "../routes/audit";
 import { registerIdentities } from "../routes/identities";
+import { registerLeaks } from "../routes/leaks";
 import { registerMeta } from "../routes/meta";
 import { registerOrgApiKeys } from "../routes/org-api-keys";
 import { registerProjectKeys } from "../routes/project-keys";
@@ -43,6 +44,7 @@ export function createApp() {
   registerVerifications(app);
   registerIdentities(app);
   registerUsage(app);
+  registerLeaks(app);
 
   // Both seeds' scheme names: any route takes either credential (SPEC "Authentication").
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

@@ -8,22 +8,32 @@ const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
 
 const hasNoBody = (method: string) => method === "GET" || method === "HEAD" || method === "OPTIONS";
 
-/** At most 64 KiB, declared or streamed (413). */
-const limit = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: () => {
-    throw new Problem(
-      "payload-too-large",
-      `Request bodies are limited to ${MAX_BODY_BYTES} bytes.`,
-    );
-  },
-});
+/**
+ * The leak doors take up to 1 000 reports in one body (GitHub sends a URL with each match):
+ * 1 MiB there.
+ */
+export const MAX_LEAK_BODY_BYTES = 1024 * 1024;
+const LARGE_BODY_PATHS = new Set(["/v1/leaks", "/v1/leaks/github"]);
+
+/** At most 64 KiB (1 MiB on the leak doors), declared or streamed (413). */
+const limitTo = (maxSize: number) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new Problem("payload-too-large", `Request bodies are limited to ${maxSize} bytes.`);
+    },
+  });
+const limit = limitTo(MAX_BODY_BYTES);
+const largeLimit = limitTo(MAX_LEAK_BODY_BYTES);
 
 /**
  * JSON only (415), well-formed (400). An empty body reads as `{}` so that routes whose fields
  * are all optional accept a bare POST, and required fields are named in a 400.
  */
 const jsonOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  // Read as bytes first, so a route that checks a signature over the raw body (GitHub's) gets
+  // exactly the bytes sent; the text is decoded from them.
+  await c.req.arrayBuffer();
   const text = await c.req.text();
   if (text.trim() === "") {
     // A bare POST (no body, or whitespace, with or without a content type) means "no
@@ -60,7 +70,7 @@ const jsonOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
 /** Every request with a body passes here before any route sees it. */
 export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (hasNoBody(c.req.method)) return next();
-  await limit(c, async () => {
+  await (LARGE_BODY_PATHS.has(c.req.path) ? largeLimit : limit)(c, async () => {
     await jsonOnly(c, next);
   });
 };

@@ -74,6 +74,9 @@ export const ApiKeySchema = z
     rotation_interval_days: z.number().int().nullable(),
     next_rotation_at: InstantSchema.nullable(),
     rotation_webhook_url: z.string().nullable(),
+    leaked_at: InstantSchema.nullable().openapi({
+      description: "When the key was first reported leaked (docs/leaks.md); null: never.",
+    }),
     ...governanceKeyFields,
   })
   .openapi("ApiKey");

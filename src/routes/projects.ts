@@ -14,6 +14,7 @@ import {
 import { listDeliveries, retryDelivery } from "../core/webhooks";
 import {
   type EnvironmentRow,
+  LEAK_POLICIES,
   type ProjectRow,
   type WebhookDeliveryRow,
   webhookDeliveries,
@@ -37,6 +38,7 @@ const ProjectSchema = z
     organization_id: z.string(),
     name: z.string(),
     key_prefix: z.string(),
+    leak_policy: z.enum(LEAK_POLICIES),
     created_at: InstantSchema,
     updated_at: InstantSchema,
   })
@@ -86,6 +88,7 @@ const toProject = (p: ProjectRow) => ({
   organization_id: p.organizationId,
   name: p.name,
   key_prefix: p.keyPrefix,
+  leak_policy: p.leakPolicy,
   created_at: iso(p.createdAt) as string,
   updated_at: iso(p.updatedAt) as string,
 });
@@ -135,6 +138,11 @@ const KeyPrefixSchema = z
     "must be 1–16 lowercase letters and digits, starting with a letter",
   )
   .openapi({ example: "capy" });
+const LeakPolicySchema = z.enum(LEAK_POLICIES).openapi({
+  description:
+    "What a key of this project reported leaked gets (docs/leaks.md): `revoke` (the default), `disable` (`enabled: false`) or `notify` (only `leaked_at`, the audit event and the `api_key.leaked` event). Org-scoped keys are always revoked.",
+  example: "revoke",
+});
 const common = { tags: ["Projects"], security: bearerSecurity, middleware: requireAuth };
 
 const create = createRoute({
@@ -145,7 +153,13 @@ const create = createRoute({
   description:
     "Creates the project with `live` and `test` environments. The response carries the project's webhook signing secret (`whsec_…`) once.",
   request: {
-    body: jsonBody(z.strictObject({ name: NameSchema, key_prefix: KeyPrefixSchema.optional() })),
+    body: jsonBody(
+      z.strictObject({
+        name: NameSchema,
+        key_prefix: KeyPrefixSchema.optional(),
+        leak_policy: LeakPolicySchema.optional(),
+      }),
+    ),
   },
   responses: {
     201: jsonResponse(
@@ -191,7 +205,11 @@ const patch = createRoute({
   request: {
     params: ProjectParams,
     body: jsonBody(
-      z.strictObject({ name: NameSchema.optional(), key_prefix: KeyPrefixSchema.optional() }),
+      z.strictObject({
+        name: NameSchema.optional(),
+        key_prefix: KeyPrefixSchema.optional(),
+        leak_policy: LeakPolicySchema.optional(),
+      }),
     ),
   },
   responses: { 200: jsonResponse(ProjectSchema, "The updated project."), ...writeErrorResponses },
@@ -282,6 +300,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
     const created = await createProject(c.var.core, c.var.actor, {
       name: body.name,
       keyPrefix: body.key_prefix,
+      leakPolicy: body.leak_policy,
     });
     carriesSecret(c);
     return c.json(
@@ -310,6 +329,7 @@ export function registerProjects(app: OpenAPIHono<AppEnv>) {
     const project = await updateProject(c.var.core, c.var.actor, c.req.valid("param").id, {
       name: body.name,
       keyPrefix: body.key_prefix,
+      leakPolicy: body.leak_policy,
     });
     return c.json(toProject(project), 200);
   });

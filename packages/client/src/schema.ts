@@ -309,6 +309,12 @@ export interface paths {
                         name: string;
                         /** @example capy */
                         key_prefix?: string;
+                        /**
+                         * @description What a key of this project reported leaked gets (docs/leaks.md): `revoke` (the default), `disable` (`enabled: false`) or `notify` (only `leaked_at`, the audit event and the `api_key.leaked` event). Org-scoped keys are always revoked.
+                         * @example revoke
+                         * @enum {string}
+                         */
+                        leak_policy?: "revoke" | "disable" | "notify";
                     };
                 };
             };
@@ -545,6 +551,12 @@ export interface paths {
                         name?: string;
                         /** @example capy */
                         key_prefix?: string;
+                        /**
+                         * @description What a key of this project reported leaked gets (docs/leaks.md): `revoke` (the default), `disable` (`enabled: false`) or `notify` (only `leaked_at`, the audit event and the `api_key.leaked` event). Org-scoped keys are always revoked.
+                         * @example revoke
+                         * @enum {string}
+                         */
+                        leak_policy?: "revoke" | "disable" | "notify";
                     };
                 };
             };
@@ -5111,6 +5123,213 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leaks/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * GitHub secret scanning: report leaked keys
+         * @description GitHub's secret-scanning partner endpoint. GitHub posts the Keygate keys it found in public code; each genuine one (any organization, active or not) is marked `leaked_at` and its project's `leak_policy` is applied within the revocation bound. A key already reported changes nothing.
+         *
+         *     Signed by GitHub: `Github-Public-Key-Signature` is a base64 DER ECDSA P-256 / SHA-256 signature over the raw body by the key `Github-Public-Key-Identifier` names, one of GitHub's published secret-scanning keys (`GITHUB_SECRET_SCANNING_KEYS`, or fetched from GitHub and kept an hour). A missing, unknown or bad signature is a 401.
+         *
+         *     The answer labels each token: `true_positive` for a Keygate key, `false_positive` otherwise. At most 1000 matches per request.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Which of GitHub's keys signed the body. */
+                    "github-public-key-identifier"?: string;
+                    /** @description Base64 DER ECDSA P-256 / SHA-256 signature of the raw body. */
+                    "github-public-key-signature"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["GitHubSecretScanningMatch"][];
+                };
+            };
+            responses: {
+                /** @description One label per match, in order. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["GitHubSecretScanningFeedback"][];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A missing, unknown or bad GitHub signature. */
+                401: {
+                    headers: {
+                        /** @description `Bearer`: send an API key or a Clerk session token. */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 1 MiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leaks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report leaked keys
+         * @description Anyone may report Keygate keys they found exposed, without credentials. The answer is the same whatever the keys are: it never tells whether a key exists. Strings that are not well-formed keys (format and checksum) are dropped without a storage read; each genuine key is marked `leaked_at` and its project's `leak_policy` applied within the revocation bound (a key already reported changes nothing).
+         *
+         *     At most 60 reports an hour per client address (an IPv6 client by its /64); the next is a 429 with `Retry-After`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @example [
+                         *       "capy_live_…"
+                         *     ]
+                         */
+                        keys: string[];
+                        /**
+                         * @description Where the keys were found.
+                         * @example https://pastebin.com/abc
+                         */
+                        url?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Received: how many strings the report held. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LeakReceipt"];
+                    };
+                };
+                /** @description Invalid request: each bad field is named in `errors[]`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is over 1 MiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not JSON. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description More than 60 reports this hour from this client address. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Storage unavailable; retry. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5188,6 +5407,8 @@ export interface components {
             organization_id: string;
             name: string;
             key_prefix: string;
+            /** @enum {string} */
+            leak_policy: "revoke" | "disable" | "notify";
             /**
              * Format: date-time
              * @example 2019-08-24T14:15:22Z
@@ -5307,6 +5528,12 @@ export interface components {
              */
             next_rotation_at: string | null;
             rotation_webhook_url: string | null;
+            /**
+             * Format: date-time
+             * @description When the key was first reported leaked (docs/leaks.md); null: never.
+             * @example 2019-08-24T14:15:22Z
+             */
+            leaked_at: string | null;
             enabled: boolean;
             meta: {
                 [key: string]: unknown;
@@ -5510,7 +5737,7 @@ export interface components {
             id: string;
             organization_id: string;
             /** @enum {string} */
-            actor_type: "user" | "api_key" | "system";
+            actor_type: "user" | "api_key" | "system" | "github" | "report";
             actor_id: string;
             /** @example api_key.revoked */
             action: string;
@@ -5613,6 +5840,31 @@ export interface components {
                     [key: string]: number;
                 };
             }[];
+        };
+        GitHubSecretScanningFeedback: {
+            /**
+             * @description Lowercase hex SHA-256 of the token.
+             * @example 3d2b6a0ce0bd1d1a6fbb5a1a8d7b0e4f0f1e4c7d2b6a0ce0bd1d1a6fbb5a1a8d
+             */
+            token_hash: string;
+            /** @example keygate_api_key */
+            token_type: string;
+            /** @enum {string} */
+            label: "true_positive" | "false_positive";
+        };
+        GitHubSecretScanningMatch: {
+            /** @example capy_live_… */
+            token: string;
+            /** @example keygate_api_key */
+            type: string;
+            /** @example https://github.com/octo/app/blob/abc123/.env#L3 */
+            url?: string | null;
+            /** @example commit */
+            source?: string | null;
+        };
+        LeakReceipt: {
+            /** @example 1 */
+            received: number;
         };
     };
     responses: {

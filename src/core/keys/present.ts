@@ -53,6 +53,7 @@ export const toApiKey = (k: ApiKeyRow, now: number, remaining?: number | null) =
   rotation_interval_days: k.rotationIntervalDays,
   next_rotation_at: iso(k.nextRotationAt),
   rotation_webhook_url: k.rotationWebhookUrl,
+  leaked_at: iso(k.leakedAt),
   ...toGovernanceFields(k, remaining ?? undefined),
 });
 

@@ -89,8 +89,9 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     // One usage state for the whole lineage: the successor spends the same credits and
     // windows (the credits' version is copied too, so nothing is adopted or refilled).
     lineageId: lineageOf(old),
-    // A new key: nothing was ever cached or announced of it.
+    // A new key: nothing was ever cached or announced of it, nor reported leaked.
     version: 0,
+    leakedAt: null,
     graceExpiresAt: null,
     nextRotationAt: nextRotationAt(old.rotationIntervalDays, now),
     // Rotated by an API key, the successor never outlives that key.

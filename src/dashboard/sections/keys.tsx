@@ -27,6 +27,7 @@ import {
   GRACE_CHOICES,
   KeyFacts,
   KeyShownOnce,
+  LeakedBanner,
   RevokeForm,
   RotateForm,
   StatusBadge,
@@ -120,6 +121,7 @@ const keyPage = async (
         }
       />
       {flash(c)}
+      <LeakedBanner keyRow={key} project={project} now={now} />
       <VerificationChart
         data={usage}
         range={range}

@@ -14,6 +14,7 @@ import { BASE, type FieldErrors, PageHead, Tabs } from "../layout";
 import { submitOnce, withoutToken } from "../once";
 import { NewProjectForm, ProjectTable } from "../pages";
 import { createKeyOnce } from "./keys";
+import { LeakPolicyCard } from "./leak-policy";
 
 export const projects = section();
 
@@ -140,6 +141,7 @@ projects.get("/:projectId", async (c) => {
         topKeys={usage.top_keys}
         {...query}
       />
+      <LeakPolicyCard project={project} />
     </>,
     { title: project.name, section: "projects", head: <ChartAssets /> },
   );
