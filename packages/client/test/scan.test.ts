@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import doc from "../../../docs/scan.md?raw";
+import readme from "../../../README.md?raw";
 import { generateKey, parseKey } from "../../../src/core/key-material";
 import {
   checksumValid,
@@ -219,6 +220,10 @@ describe("docs/scan.md: the key pattern and the gitleaks rule", () => {
     expect(rule).toMatch(/^description = ".+"$/m);
     expect(rule).toMatch(/^keywords = \["capy_"\]$/m);
     expect(gitleaksRegex).toContain(KEY_PATTERN_SOURCE);
+  });
+
+  it("the README gives the same rule", () => {
+    expect(/```toml\n(\[\[rules\]\][\s\S]+?)\n```/.exec(readme)?.[1]).toBe(rule);
   });
 
   it("both match every generated valid key, in text too; a display prefix alone matches neither", async () => {
