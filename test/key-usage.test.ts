@@ -299,7 +299,7 @@ describe("fixed windows aligned to the epoch", () => {
     }
     const last = NOW + 199 * 1_000;
     const rows = await runInDurableObject(usage, (_, state) =>
-      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM windows").one(),
+      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM holder_windows").one(),
     );
     // The windows of the last minute or so are kept, not the 200 of the run.
     expect(rows.n).toBeLessThanOrEqual(62);

@@ -61,6 +61,7 @@ describe("verify, extended", () => {
       external_id: null,
       credits: null,
       ratelimits: null,
+      identity: null,
     });
   });
 
@@ -103,6 +104,7 @@ describe("verify, extended", () => {
       external_id: null,
       credits: null,
       ratelimits: null,
+      identity: null,
     });
   });
 

@@ -4,6 +4,7 @@ import { auditedChange } from "../audit";
 import type { Core } from "../context";
 import { conflict, invalid } from "../errors";
 import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
+import { identityNamed, releaseKeyCredits, restoreKeyCredits } from "../membership";
 import { type Actor, requireOrganization, requireScope } from "../principal";
 import { announceChanges, publishKey } from "../verify";
 import { findKey, type KeyPlace } from "./find";
@@ -116,26 +117,63 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
   Object.assign(changes, governance);
   if (Object.keys(changes).length === 0) return key;
 
+  const leaves = await leavesItsPlace(core, key, changes);
   await announceChanges(core, [key]);
-  const row = await auditedChange<ApiKeyRow>(
-    core,
-    actor,
-    core.db
-      .update(apiKeys)
-      .set({ ...changes, updatedAt: now, version: key.version + 1 })
-      .where(stillLive(key, now))
-      .returning(),
-    {
-      action: "api_key.updated",
-      targetType: "api_key",
-      targetId: key.id,
-      projectId: key.projectId,
-      metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
-    },
-  );
-  if (!row) return null;
+  // Moving into or out of an identity: the key's own live balance moves with it.
+  const moved = leaves.move ? await releaseKeyCredits(core, [key], leaves.from) : [];
+  for (const m of moved) {
+    changes.creditsRemaining = m.remaining;
+    changes.creditsVersion = m.version;
+  }
+  let row: ApiKeyRow | undefined;
+  try {
+    row = await auditedChange<ApiKeyRow>(
+      core,
+      actor,
+      core.db
+        .update(apiKeys)
+        .set({ ...changes, updatedAt: now, version: key.version + 1 })
+        .where(stillLive(key, now))
+        .returning(),
+      {
+        action: "api_key.updated",
+        targetType: "api_key",
+        targetId: key.id,
+        projectId: key.projectId,
+        metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
+      },
+    );
+  } catch (error) {
+    await restoreKeyCredits(core, moved);
+    throw error;
+  }
+  if (!row) {
+    await restoreKeyCredits(core, moved);
+    return null;
+  }
   await publishKey(core, row);
   return row;
+}
+
+/**
+ * Whether a change of `external_id` moves the key into, out of or between identities with
+ * its own credits (kept, not set anew by the same change): they must follow it. `from`: the
+ * identity it decides with now, or null (its own lineage object).
+ */
+async function leavesItsPlace(
+  core: Core,
+  key: ApiKeyRow,
+  changes: Partial<ApiKeyRow>,
+): Promise<{ move: boolean; from: string | null }> {
+  const stay = { move: false, from: null };
+  if (changes.externalId === undefined || changes.externalId === key.externalId) return stay;
+  if (key.creditsRemaining === null || changes.creditsRemaining !== undefined) return stay;
+  const [from, to] = await Promise.all([
+    identityNamed(core, key.organizationId, key.externalId),
+    identityNamed(core, key.organizationId, changes.externalId),
+  ]);
+  if ((from?.id ?? null) === (to?.id ?? null)) return stay;
+  return { move: true, from: from?.id ?? null };
 }
 
 /** Columns a change sets that are not a field of their own on the key object. */

@@ -5,10 +5,11 @@ import { type ApiKeyRow, apiKeys } from "../../db/schema";
 import { auditInsert } from "../audit";
 import type { Core } from "../context";
 import { conflict, loggable } from "../errors";
+import { keyUsagePlace } from "../membership";
 import { type Actor, type Principal, requireScope } from "../principal";
 import { type CreditOperation, refillDue } from "../usage";
 import { adjustCredits, readCredits } from "../usage-store";
-import { creditsSpecOf, lineageOf } from "../verify/cache";
+import { creditsSpecOf } from "../verify/cache";
 import { findKey, getKey } from "./find";
 import { listKeys } from "./list";
 import { requireChangeable, requireKeyAdmin } from "./rules";
@@ -17,7 +18,7 @@ import { requireChangeable, requireKeyAdmin } from "./rules";
 export async function liveCredits(core: Core, key: ApiKeyRow): Promise<number | null> {
   const spec = creditsSpecOf(key);
   if (!spec) return null;
-  return (await readCredits(core, lineageOf(key), spec)).remaining;
+  return (await readCredits(core, await keyUsagePlace(core, key), spec)).remaining;
 }
 
 /** One key and its exact balance (one usage-object read): what a key's own page shows. */
@@ -88,7 +89,8 @@ export async function adjustKeyCredits(
   requireChangeable(key, core.now());
   const spec = creditsSpecOf(key);
   if (!spec) throw conflict("This key has no credits (unlimited): set them with PATCH first.");
-  const { remaining } = await adjustCredits(core, lineageOf(key), spec, operation, value);
+  const place = await keyUsagePlace(core, key);
+  const { remaining } = await adjustCredits(core, place, spec, operation, value);
   // After the fact: the usage object is not D1, so the two cannot be one batch.
   await auditInsert(core, actor, {
     action: "api_key.credits_adjusted",
