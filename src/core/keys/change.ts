@@ -1,5 +1,5 @@
 import { and, eq, gt, isNull, or } from "drizzle-orm";
-import { type ApiKeyRow, apiKeys } from "../../db/schema";
+import { type ApiKeyRow, apiKeys, type IdentityRow } from "../../db/schema";
 import { auditedChange } from "../audit";
 import type { Core } from "../context";
 import { conflict, invalid } from "../errors";
@@ -117,7 +117,9 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
   Object.assign(changes, governance);
   if (Object.keys(changes).length === 0) return key;
 
-  const leaves = await leavesItsPlace(core, key, changes);
+  const externalId = changes.externalId === undefined ? key.externalId : changes.externalId;
+  const identity = await identityNamed(core, key.organizationId, externalId);
+  const leaves = await leavesItsPlace(core, key, changes, identity);
   await announceChanges(core, [key]);
   // Moving into or out of an identity: the key's own live balance moves with it.
   const moved = leaves.move ? await releaseKeyCredits(core, [key], leaves.from) : [];
@@ -151,7 +153,7 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
     await restoreKeyCredits(core, moved);
     return null;
   }
-  await publishKey(core, row);
+  await publishKey(core, row, identity);
   return row;
 }
 
@@ -164,14 +166,12 @@ async function leavesItsPlace(
   core: Core,
   key: ApiKeyRow,
   changes: Partial<ApiKeyRow>,
+  to: IdentityRow | null,
 ): Promise<{ move: boolean; from: string | null }> {
   const stay = { move: false, from: null };
   if (changes.externalId === undefined || changes.externalId === key.externalId) return stay;
   if (key.creditsRemaining === null || changes.creditsRemaining !== undefined) return stay;
-  const [from, to] = await Promise.all([
-    identityNamed(core, key.organizationId, key.externalId),
-    identityNamed(core, key.organizationId, changes.externalId),
-  ]);
+  const from = await identityNamed(core, key.organizationId, key.externalId);
   if ((from?.id ?? null) === (to?.id ?? null)) return stay;
   return { move: true, from: from?.id ?? null };
 }
@@ -241,6 +241,7 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
     row = revoked ?? (await findKey(core, principal, keyId));
   }
   // Published even when already revoked: a retry repairs a cache write that failed before.
-  await publishKey(core, row);
+  // A revoked key's answer does not depend on its identity.
+  await publishKey(core, row, null);
   return row;
 }

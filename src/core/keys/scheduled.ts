@@ -109,6 +109,7 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
   if (!first) return 0;
   await announceChanges(core, batch);
   const swept = (await core.db.batch([first, ...rest])).flat();
-  await Promise.all(swept.map((key) => publishKey(core, key)));
+  // Revoked: their answers do not depend on their identities.
+  await Promise.all(swept.map((key) => publishKey(core, key, null)));
   return swept.length;
 }

@@ -198,10 +198,6 @@ export class MemoryCache {
     }
   }
 
-  delete(hash: string): void {
-    this.entries.delete(hash);
-  }
-
   /** Drops every entry: a test hook, and what a fresh isolate looks like. */
   clear(): void {
     this.entries.clear();
@@ -283,15 +279,21 @@ export async function writeKvRecord(core: Core, hash: string, record: KeyRecord)
  * isolate that heard the announcement refuses the older records anyway, so a KV write that
  * fails is logged, not an error (the change is committed and known).
  */
-export async function publishKey(core: Core, row: ApiKeyRow): Promise<void> {
+export async function publishKey(
+  core: Core,
+  row: ApiKeyRow,
+  /**
+   * The key's identity as the changer read it before committing (null: none, or a key whose
+   * answer no longer depends on it: revoked). Read before an identity change commits, it is
+   * an older version than that change announced, so it is refused like any stale record.
+   */
+  identity: IdentityRow | null,
+): Promise<void> {
+  const record = toKeyRecord(row, identity);
+  core.isolate.memory.set(row.keyHash, record, core.now());
   try {
-    // Read again with its identity: the record is one snapshot of both.
-    const record = await readKeyRecord(core, row.keyHash);
-    if (!record) throw new Error("the key's row is gone");
-    core.isolate.memory.set(row.keyHash, record, core.now());
     await writeKvRecord(core, row.keyHash, record);
   } catch (error) {
-    core.isolate.memory.delete(row.keyHash);
     // Drop the older record so the next reads fill KV from D1; if that fails too, it is
     // refused for its version until it expires.
     try {
