@@ -54,18 +54,12 @@ export async function auditedChange<Row>(
   actor: Actor,
   change: BatchItem<"sqlite"> & PromiseLike<Row[]>,
   entry: AuditEntry,
-  /**
-   * More statements for the same batch, before the change: each must carry the change's own
-   * condition, so they apply exactly when it does (the batch is one transaction).
-   */
-  before: BatchItem<"sqlite">[] = [],
 ): Promise<Row | undefined> {
-  const results = await core.db.batch([
-    ...before,
+  const [rows] = await core.db.batch([
     change,
     insertWhere(core.db, auditEvents, auditValues(core, actor, entry), previousChangedOneRow),
-  ] as unknown as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
-  return (results[before.length] as Row[])[0];
+  ]);
+  return (rows as Row[])[0];
 }
 
 /** The organization's audit log, newest first: org-wide readers with `audit:read` only. */

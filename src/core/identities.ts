@@ -5,7 +5,7 @@
 // keys never do.
 import { and, eq, isNull, lte, or, type SQL, sql } from "drizzle-orm";
 import { type IdentityRow, identities } from "../db/schema";
-import { type AuditEntry, auditedChange, auditInsert } from "./audit";
+import { type AuditEntry, auditInsert } from "./audit";
 import type { Core } from "./context";
 import { conflict, forbidden, loggable, notFound } from "./errors";
 import {
@@ -16,6 +16,7 @@ import {
   type RateLimitRule,
 } from "./governance";
 import {
+  auditedChangeWith,
   identityNamed,
   keysNamed,
   type MovedCredits,
@@ -136,9 +137,10 @@ export async function createIdentity(
   // The unique index decides a race between two creates of one owner: the loser inserts
   // nothing, so its audit event is not written either (nor are its keys' credits moved).
   const row = await committed(core, moved, () =>
-    auditedChange<IdentityRow>(
+    auditedChangeWith<IdentityRow>(
       core,
       actor,
+      movedCreditsUpdates(core, organizationId, moved, unnamed),
       core.db
         .insert(identities)
         .values({
@@ -152,7 +154,6 @@ export async function createIdentity(
         .onConflictDoNothing()
         .returning(),
       auditOf("identity.created", id, input),
-      movedCreditsUpdates(core, organizationId, moved, unnamed),
     ),
   );
   if (!row) throw duplicate(input.externalId);
@@ -248,16 +249,16 @@ async function updateOnce(
     free,
   );
   const row = await committed(core, moved, () =>
-    auditedChange<IdentityRow>(
+    auditedChangeWith<IdentityRow>(
       core,
       actor,
+      movedCreditsUpdates(core, organizationId, moved, stillThere(unchanged)),
       core.db
         .update(identities)
         .set({ ...changes, updatedAt: version })
         .where(unchanged)
         .returning(),
       auditOf("identity.updated", identity.id, input),
-      movedCreditsUpdates(core, organizationId, moved, stillThere(unchanged)),
     ),
   );
   if (row) return row;
@@ -286,9 +287,10 @@ export async function deleteIdentity(core: Core, actor: Actor, identityId: strin
       eq(identities.updatedAt, identity.updatedAt),
     );
     const row = await committed(core, moved, () =>
-      auditedChange<IdentityRow>(
+      auditedChangeWith<IdentityRow>(
         core,
         actor,
+        movedCreditsUpdates(core, organizationId, moved, stillThere(unchanged)),
         core.db.delete(identities).where(unchanged).returning(),
         {
           action: "identity.deleted",
@@ -296,7 +298,6 @@ export async function deleteIdentity(core: Core, actor: Actor, identityId: strin
           targetId: identity.id,
           metadata: { external_id: identity.externalId },
         },
-        movedCreditsUpdates(core, organizationId, moved, stillThere(unchanged)),
       ),
     );
     if (row) return;

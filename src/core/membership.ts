@@ -4,9 +4,12 @@
 // its own live balance must follow it there, never lost and never counted twice.
 import { and, eq, isNotNull, type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
-import { type ApiKeyRow, apiKeys, type IdentityRow, identities } from "../db/schema";
+import { insertWhere, previousChangedOneRow } from "../db/conditional";
+import { type ApiKeyRow, apiKeys, auditEvents, type IdentityRow, identities } from "../db/schema";
+import { type AuditEntry, auditValues } from "./audit";
 import type { Core } from "./context";
 import { loggable } from "./errors";
+import type { Actor } from "./principal";
 import { adjustCredits, releaseCredits, usagePlaceOf } from "./usage-store";
 import { creditsSpecOf, lineageOf } from "./verify/cache";
 
@@ -132,6 +135,26 @@ export function movedCreditsUpdates(
         ),
       ),
   );
+}
+
+/**
+ * A conditional change, its audit event and the statements that must go with it, in one
+ * batch (atomic): `before` runs first and must carry the change's own condition, so all apply
+ * or none (as auditedChange, src/core/audit.ts, with the moved credits ahead of the change).
+ */
+export async function auditedChangeWith<Row>(
+  core: Core,
+  actor: Actor,
+  before: BatchItem<"sqlite">[],
+  change: BatchItem<"sqlite"> & PromiseLike<Row[]>,
+  entry: AuditEntry,
+): Promise<Row | undefined> {
+  const results = await core.db.batch([
+    ...before,
+    change,
+    insertWhere(core.db, auditEvents, auditValues(core, actor, entry), previousChangedOneRow),
+  ] as unknown as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  return (results[before.length] as Row[])[0];
 }
 
 /** The change did not commit: the balances go back where they were (best effort, logged). */
