@@ -382,6 +382,23 @@ async function main() {
       credits: { remaining: 1_000_000_000_000 },
     })
   ).key;
+  // A key of an identity (SPEC Part 3), both with a limit and credits: the key's and the
+  // identity's are decided together in one KeyUsage call (the identity's object).
+  const identity = await api(keygate.base, token, "POST", "/v1/identities", {
+    external_id: "bench_customer",
+    ratelimits: [{ name: "bench", limit: 1_000_000, duration_ms: 86_400_000 }],
+    credits: { remaining: 1_000_000_000_000 },
+  });
+  const identityKey = (
+    await api(keygate.base, token, "POST", "/v1/api-keys", {
+      project_id: project.id,
+      name: "bench identity",
+      scopes: ["read"],
+      external_id: identity.external_id,
+      ratelimits: [{ name: "bench", limit: 1_000_000, duration_ms: 86_400_000 }],
+      credits: { remaining: 1_000_000_000_000 },
+    })
+  ).key;
   log(`creating ${COLD_KEYS} keys for the cold pool…`);
   const coldKeys = await createKeys(keygate.base, token, project.id, COLD_KEYS, "bench cold");
 
@@ -410,11 +427,12 @@ async function main() {
   const kvFresh = Date.now() - coldStarted < KV_TTL_MS - 10_000;
   http.kv = await poolPass({ ...pooled, name: "HTTP verify, KV tier", pool: keyPool(coldKeys) });
   if (!kvFresh) log("  (KV records may have expired before this pass: it may include D1 reads)");
-  [http.noop, http.warm, http.malformed, http.limited] = await interleaved([
+  [http.noop, http.warm, http.malformed, http.limited, http.identity] = await interleaved([
     { name: "HTTP no-op (GET /healthz)", url: `${keygate.base}/healthz` },
     { name: "HTTP verify, warm", ...verifyWith(warmKey) },
     { name: "HTTP verify, malformed", ...verifyWith(malformedKey) },
     { name: "HTTP verify, warm, limit + credits", ...verifyWith(limitedKey) },
+    { name: "HTTP verify, warm, identity + limits", ...verifyWith(identityKey) },
   ]);
   await stopSession(keygate);
 
@@ -429,7 +447,7 @@ async function main() {
   log("RPC scenarios (consumer → env.KEYGATE):");
   const beforeTimed = await stats(both.base);
   const timedStart = Date.now();
-  [rpc.noop, rpc.warm, rpc.malformed, rpc.limited] = await interleaved([
+  [rpc.noop, rpc.warm, rpc.malformed, rpc.limited, rpc.identity] = await interleaved([
     { name: "RPC no-op (ping())", url: `${both.base}/noop` },
     { name: "RPC verify, warm", url: `${both.base}/protected`, headers: bearer(warmKey) },
     {
@@ -442,6 +460,11 @@ async function main() {
       name: "RPC verify, warm, limit + credits",
       url: `${both.base}/protected`,
       headers: bearer(limitedKey),
+    },
+    {
+      name: "RPC verify, warm, identity + limits",
+      url: `${both.base}/protected`,
+      headers: bearer(identityKey),
     },
   ]);
   // Steady state over the whole timed RPC run (warm-up included): the only reads are the
@@ -484,6 +507,13 @@ async function main() {
   reads.httpLimited = await readsPer(both.base, COUNT_REQUESTS, () =>
     sendEach(COUNT_REQUESTS, () => verifyBody(limitedKey)),
   );
+  // The identity's key: still one KeyUsage call, its identity's object deciding both.
+  reads.rpcIdentity = await readsPer(both.base, COUNT_REQUESTS, () =>
+    sendEach(COUNT_REQUESTS, protectedWith(identityKey)),
+  );
+  reads.httpIdentity = await readsPer(both.base, COUNT_REQUESTS, () =>
+    sendEach(COUNT_REQUESTS, () => verifyBody(identityKey)),
+  );
   reads.rpcMalformed = await readsPer(both.base, COUNT_REQUESTS, () =>
     sendEach(COUNT_REQUESTS, protectedWith(malformedKey)),
   );
@@ -524,6 +554,20 @@ async function main() {
       rpc.noop,
       reads.rpcLimited,
     ],
+    [
+      "HTTP",
+      "verify, warm, identity + limits (one KeyUsage)",
+      http.identity,
+      http.noop,
+      reads.httpIdentity,
+    ],
+    [
+      "RPC",
+      "verify, warm, identity + limits via consumer",
+      rpc.identity,
+      rpc.noop,
+      reads.rpcIdentity,
+    ],
   ].map(([transport, scenario, row, floor, storage]) => ({
     transport,
     scenario,
@@ -558,6 +602,10 @@ async function main() {
         reads.rpcWarm.usage === 0 &&
         reads.httpLimited.usage === 1 &&
         reads.rpcLimited.usage === 1,
+    ],
+    [
+      "KeyUsage calls per warm verify of an identity's key with limits on both: 1 (HTTP and RPC)",
+      reads.httpIdentity.usage === 1 && reads.rpcIdentity.usage === 1,
     ],
     [
       "revocation feed: at most one background request per isolate per REVOCATION_BOUND_MS / 2 (≤ 1/s)",

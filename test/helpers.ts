@@ -145,6 +145,7 @@ export const rejectedResult = (code: string) => ({
   external_id: null,
   credits: null,
   ratelimits: null,
+  identity: null,
 });
 
 /**

@@ -299,7 +299,7 @@ describe("fixed windows aligned to the epoch", () => {
     }
     const last = NOW + 199 * 1_000;
     const rows = await runInDurableObject(usage, (_, state) =>
-      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM windows").one(),
+      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM holder_windows").one(),
     );
     // The windows of the last minute or so are kept, not the 200 of the run.
     expect(rows.n).toBeLessThanOrEqual(62);
@@ -651,5 +651,45 @@ describe("agrees with a plain model over random sequences", () => {
       }),
       { seed: 20261201, numRuns: 40 },
     );
+  });
+});
+
+describe("holders: an identity's object deciding for its member keys", () => {
+  const member = (lineageId: string, request: Parameters<typeof spendOf>[0]) => ({
+    ...spendOf(request),
+    holder: `key:${lineageId}`,
+  });
+
+  it("keeps each member's windows and credits apart, and the identity's shared", async () => {
+    const usage = lineage();
+    const shared = { limits: [{ spec: limit("api", 3), cost: 1 }], credits: credits(100) };
+    const answers: SpendResult[] = [];
+    for (const who of ["a", "b", "a", "b"]) {
+      answers.push(
+        await usage.spend({
+          ...member(who, { limitsAt: [limit("api", 2)], credits: credits(10) }),
+          identity: shared,
+        }),
+      );
+    }
+    expect(answers.map((a) => a.code)).toEqual(["VALID", "VALID", "VALID", "RATE_LIMITED"]);
+    // b's own window had room: the identity's (3 a minute, shared) refused, and nothing moved.
+    expect(answers[3]).toMatchObject({
+      ratelimits: [{ name: "api", remaining: 1 }],
+      credits: { remaining: 9 },
+      identity: { ratelimits: [{ name: "api", remaining: 0 }], credits: { remaining: 97 } },
+    });
+  });
+
+  it("release hands a holder's balance over and leaves 0; a newer version is adopted afresh", async () => {
+    const usage = lineage();
+    await usage.spend(member("a", { cost: 4, credits: credits(10) }));
+    expect(
+      await usage.release({ now: NOW, holders: [{ holder: "key:a", credits: credits(10) }] }),
+    ).toEqual([6]);
+    const late = await usage.spend(member("a", { credits: credits(10) }));
+    expect(late).toMatchObject({ code: "USAGE_EXCEEDED", credits: { remaining: 0 } });
+    const back = await usage.spend(member("a", { credits: credits(6, null, 2) }));
+    expect(back).toMatchObject({ code: "VALID", credits: { remaining: 5 } });
   });
 });

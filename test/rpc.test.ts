@@ -101,6 +101,7 @@ describe("KeyService over a service binding", () => {
       external_id: null,
       credits: null,
       ratelimits: null,
+      identity: null,
     });
     expect(await exports.KeyService.verify(keys.revoked)).toEqual(rejectedResult("REVOKED"));
   });

@@ -51,6 +51,7 @@ describe("verify, extended", () => {
       external_id: "cust_1",
       credits: { remaining: 9, refill_at: nextDay },
       ratelimits: [{ name: "day", limit: 100, remaining: 99, reset_at: nextDay }],
+      identity: null,
     });
     const plain = await newKey(org.admin, org.project.id, { name: "plain" });
     expect((await verify(plain.key)).body).toMatchObject({
@@ -61,6 +62,7 @@ describe("verify, extended", () => {
       external_id: null,
       credits: null,
       ratelimits: null,
+      identity: null,
     });
   });
 
@@ -103,6 +105,7 @@ describe("verify, extended", () => {
       external_id: null,
       credits: null,
       ratelimits: null,
+      identity: null,
     });
   });
 

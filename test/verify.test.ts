@@ -36,6 +36,7 @@ describe("verify over HTTP", () => {
       external_id: null,
       credits: null,
       ratelimits: null,
+      identity: null,
     });
   });
 

@@ -581,6 +581,26 @@ describe("api_key.credits_exhausted", () => {
     expect(results[0]?.n).toBe(3);
   });
 
+  it("is the key's own credits running out, not its identity's", async () => {
+    const org = await newOrg("ev-exhausted-identity");
+    const endpoint = await addEndpoint(org, ["api_key.credits_exhausted"]);
+    const identity = await call("POST", "/v1/identities", {
+      token: org.admin,
+      body: { external_id: "cust_exhaust", credits: { remaining: 1 } },
+    });
+    expect(identity.status).toBe(201);
+    const bare = await newKey(org.admin, org.project.id, { external_id: "cust_exhaust" });
+    const funded = await newKey(org.admin, org.project.id, {
+      external_id: "cust_exhaust",
+      credits: { remaining: 5 },
+    });
+    const codes = [];
+    for (const key of [bare, bare, funded]) codes.push((await verify(key.key)).body.code);
+    // The identity's one credit went to the first verification; then it refuses both keys.
+    expect(codes).toEqual(["VALID", "USAGE_EXCEEDED", "USAGE_EXCEEDED"]);
+    expect(await queued(endpoint.id)).toHaveLength(0);
+  });
+
   it("concurrent refusals report one exhaustion", async () => {
     const org = await newOrg("ev-exhausted-race");
     const endpoint = await addEndpoint(org, ["api_key.credits_exhausted"]);

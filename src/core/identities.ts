@@ -3,9 +3,9 @@
 // own. The keys with the same `external_id` belong to it. Identities are organization-level:
 // org-scoped API keys and Clerk users reach them (admins write, members read); project-scoped
 // keys never do.
-import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
+import { and, eq, isNull, lte, or, type SQL, sql } from "drizzle-orm";
 import { type IdentityRow, identities } from "../db/schema";
-import { type AuditEntry, auditedChange, auditInsert } from "./audit";
+import { type AuditEntry, auditInsert } from "./audit";
 import type { Core } from "./context";
 import { conflict, forbidden, invalid, loggable, notFound } from "./errors";
 import {
@@ -16,17 +16,29 @@ import {
   type RateLimitRule,
   type RefillRule,
 } from "./governance";
+import {
+  auditedChangeWith,
+  identityNamed,
+  keysNamed,
+  type MovedCredits,
+  movedCreditsUpdates,
+  releaseKeyCredits,
+  restoreKeyCredits,
+} from "./membership";
 import { listPage, type PageRequest } from "./pagination";
 import { type Actor, type Principal, reachesOrganization, requireScope } from "./principal";
 import type { CreditOperation } from "./usage";
-import { adjustCredits, readCredits } from "./usage-store";
+import { adjustCredits, identityUsageName, readCredits } from "./usage-store";
+import { announceEntries, identityFeedName, ownerFeedName } from "./verify";
 import { creditsSpecOf } from "./verify/cache";
 
-/**
- * The KeyUsage object that holds an identity's credits (and, in part 2, its windows). Key
- * lineages are named by a key's UUID, so the prefix keeps the two apart.
- */
-export const identityUsageName = (identityId: string) => `identity:${identityId}`;
+export { identityUsageName };
+
+/** The identity's own limits and credits: the holder "" of its object. */
+const identityPlace = (identity: IdentityRow) => ({
+  object: identityUsageName(identity.id),
+  holder: "",
+});
 
 /** The fields of a create or a PATCH; `undefined` leaves one as it is, `null` clears it. */
 export interface IdentityInput {
@@ -115,28 +127,61 @@ export async function createIdentity(
   requireWriter(actor.principal, true);
   const now = core.now();
   const id = crypto.randomUUID();
+  const { organizationId } = actor.principal;
+  if (await identityNamed(core, organizationId, input.externalId)) {
+    throw duplicate(input.externalId);
+  }
+  // Keys with this external_id had no identity: their cached records are refused from now
+  // on, and their own credits move into the identity's object with them.
+  await announceEntries(core, [[ownerFeedName(organizationId, input.externalId), 1]]);
+  const joining = await keysNamed(core, organizationId, input.externalId);
+  const moved = await releaseKeyCredits(core, joining, null);
+  const unnamed = sql`not exists (select 1 from ${identities} as other where other.organization_id = ${organizationId} and other.external_id = ${input.externalId})`;
   // The unique index decides a race between two creates of one owner: the loser inserts
-  // nothing, so its audit event is not written either.
-  const row = await auditedChange<IdentityRow>(
-    core,
-    actor,
-    core.db
-      .insert(identities)
-      .values({
-        ...governanceColumns(input, now),
-        id,
-        organizationId: actor.principal.organizationId,
-        externalId: input.externalId,
-        createdAt: now,
-        updatedAt: now,
-      })
-      .onConflictDoNothing()
-      .returning(),
-    auditOf("identity.created", id, input),
+  // nothing, so its audit event is not written either (nor are its keys' credits moved).
+  const row = await committed(core, moved, () =>
+    auditedChangeWith<IdentityRow>(
+      core,
+      actor,
+      movedCreditsUpdates(core, organizationId, moved, unnamed),
+      core.db
+        .insert(identities)
+        .values({
+          ...governanceColumns(input, now),
+          id,
+          organizationId,
+          externalId: input.externalId,
+          createdAt: now,
+          updatedAt: now,
+        })
+        .onConflictDoNothing()
+        .returning(),
+      auditOf("identity.created", id, input),
+    ),
   );
   if (!row) throw duplicate(input.externalId);
   return row;
 }
+
+/** Runs a change's batch; when it commits nothing, the moved balances go back. */
+async function committed<T>(
+  core: Core,
+  moved: MovedCredits[],
+  change: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  let row: T | undefined;
+  try {
+    row = await change();
+  } catch (error) {
+    await restoreKeyCredits(core, moved);
+    throw error;
+  }
+  if (!row) await restoreKeyCredits(core, moved);
+  return row;
+}
+
+/** Tries before a change that keeps losing races to other changes gives up (409). */
+const CHANGE_ATTEMPTS = 3;
 
 export async function updateIdentity(
   core: Core,
@@ -145,6 +190,26 @@ export async function updateIdentity(
   input: IdentityInput,
 ): Promise<IdentityRow> {
   requireWriter(actor.principal, false);
+  for (let attempt = 1; ; attempt++) {
+    const row = await updateOnce(core, actor, identityId, input);
+    if (row) return row;
+    if (attempt === CHANGE_ATTEMPTS) {
+      throw conflict("The identity kept changing while it was being changed; try again.");
+    }
+  }
+}
+
+/**
+ * One try: announced (the identity's next version, and a new external_id's owner name), the
+ * keys' own credits moved when a rename changes its members, then committed on the version
+ * that was read. null when another change won the race (the caller reads again).
+ */
+async function updateOnce(
+  core: Core,
+  actor: Actor,
+  identityId: string,
+  input: IdentityInput,
+): Promise<IdentityRow | null> {
   const identity = await findIdentity(core, actor.principal, identityId);
   if (
     input.credits === undefined &&
@@ -166,56 +231,101 @@ export async function updateIdentity(
   );
   if (Object.keys(changes).length === 0) return identity;
   const { organizationId } = identity;
+  const renamed = externalId !== undefined && externalId !== identity.externalId;
+  if (renamed) {
+    const other = await identityNamed(core, organizationId, externalId);
+    if (other && other.id !== identity.id) throw duplicate(externalId);
+  }
+  // `updated_at` is the identity's version (key records carry it): strictly newer.
+  const version = Math.max(core.now(), identity.updatedAt + 1);
+  await announceEntries(core, [
+    [identityFeedName(identity.id), version],
+    ...(renamed ? [[ownerFeedName(organizationId, externalId), 1] as [string, number]] : []),
+  ]);
+  const moved: MovedCredits[] = [];
+  if (renamed) {
+    // Keys named by the old external_id leave, those named by the new one join.
+    const leaving = await keysNamed(core, organizationId, identity.externalId);
+    moved.push(...(await releaseKeyCredits(core, leaving, identity.id)));
+    const joining = await keysNamed(core, organizationId, externalId);
+    moved.push(...(await releaseKeyCredits(core, joining, null)));
+  }
   // Renaming onto another identity's external_id changes nothing (checked in the statement
   // itself, so two renames cannot both pass).
   const free =
     externalId === undefined
       ? undefined
       : sql`not exists (select 1 from ${identities} as other where other.organization_id = ${organizationId} and other.external_id = ${externalId} and other.id <> ${identity.id})`;
-  const row = await auditedChange<IdentityRow>(
-    core,
-    actor,
-    core.db
-      .update(identities)
-      .set({ ...changes, updatedAt: core.now() })
-      .where(
-        and(eq(identities.organizationId, organizationId), eq(identities.id, identity.id), free),
-      )
-      .returning(),
-    auditOf("identity.updated", identity.id, input),
+  const unchanged = and(
+    eq(identities.organizationId, organizationId),
+    eq(identities.id, identity.id),
+    eq(identities.updatedAt, identity.updatedAt),
+    free,
+  );
+  const row = await committed(core, moved, () =>
+    auditedChangeWith<IdentityRow>(
+      core,
+      actor,
+      movedCreditsUpdates(core, organizationId, moved, stillThere(unchanged)),
+      core.db
+        .update(identities)
+        .set({ ...changes, updatedAt: version })
+        .where(unchanged)
+        .returning(),
+      auditOf("identity.updated", identity.id, input),
+    ),
   );
   if (row) return row;
-  await findIdentity(core, actor.principal, identityId); // deleted meanwhile: 404
+  const now = await findIdentity(core, actor.principal, identityId); // deleted meanwhile: 404
+  if (now.updatedAt !== identity.updatedAt) return null; // changed meanwhile: try again
   throw duplicate(externalId ?? identity.externalId);
 }
 
+/** The change's condition on the identity, for statements on other tables in its batch. */
+const stillThere = (condition: SQL | undefined) =>
+  sql`exists (select 1 from ${identities} where ${condition})`;
+
 export async function deleteIdentity(core: Core, actor: Actor, identityId: string) {
   requireWriter(actor.principal, false);
-  const identity = await findIdentity(core, actor.principal, identityId);
-  const row = await auditedChange<IdentityRow>(
-    core,
-    actor,
-    core.db
-      .delete(identities)
-      .where(
-        and(eq(identities.organizationId, identity.organizationId), eq(identities.id, identity.id)),
-      )
-      .returning(),
-    {
-      action: "identity.deleted",
-      targetType: "identity",
-      targetId: identity.id,
-      metadata: { external_id: identity.externalId },
-    },
-  );
-  if (!row) throw notFound("Identity");
+  for (let attempt = 1; ; attempt++) {
+    const identity = await findIdentity(core, actor.principal, identityId);
+    const { organizationId } = identity;
+    // Records carrying the identity are refused from now on: its keys decide alone, each
+    // with its own credits handed back from the identity's object.
+    await announceEntries(core, [[identityFeedName(identity.id), identity.updatedAt + 1]]);
+    const leaving = await keysNamed(core, organizationId, identity.externalId);
+    const moved = await releaseKeyCredits(core, leaving, identity.id);
+    const unchanged = and(
+      eq(identities.organizationId, organizationId),
+      eq(identities.id, identity.id),
+      eq(identities.updatedAt, identity.updatedAt),
+    );
+    const row = await committed(core, moved, () =>
+      auditedChangeWith<IdentityRow>(
+        core,
+        actor,
+        movedCreditsUpdates(core, organizationId, moved, stillThere(unchanged)),
+        core.db.delete(identities).where(unchanged).returning(),
+        {
+          action: "identity.deleted",
+          targetType: "identity",
+          targetId: identity.id,
+          metadata: { external_id: identity.externalId },
+        },
+      ),
+    );
+    if (row) return;
+    if (attempt === CHANGE_ATTEMPTS) {
+      throw conflict("The identity kept changing while it was being deleted; try again.");
+    }
+  }
 }
 
 /** The exact remaining credits (the identity's usage object's), or null without credits. */
 export async function liveIdentityCredits(core: Core, identity: IdentityRow) {
   const spec = creditsSpecOf(identity);
   if (!spec) return null;
-  return (await readCredits(core, identityUsageName(identity.id), spec)).remaining;
+  return (await readCredits(core, identityPlace(identity), spec)).remaining;
 }
 
 /** Atomic in the usage object: concurrent operations never lose an update. */
@@ -232,8 +342,7 @@ export async function adjustIdentityCredits(
   if (!spec) {
     throw conflict("This identity has no credits (unlimited): set them with PATCH first.");
   }
-  const usage = identityUsageName(identity.id);
-  const { remaining } = await adjustCredits(core, usage, spec, operation, value);
+  const { remaining } = await adjustCredits(core, identityPlace(identity), spec, operation, value);
   await noteIdentityCreditsSeen(core, identity, remaining);
   // After the fact: the usage object is not D1, so the two cannot be one batch.
   await auditInsert(core, actor, {

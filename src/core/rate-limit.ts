@@ -73,8 +73,8 @@ export async function enforceLeakReportLimit(core: Core, client: string): Promis
   try {
     outcome = await spendUsage(
       core,
-      { lineageId: `leak-reports:${client}`, ratelimits: null, credits: null },
-      [{ spec: REPORT_WINDOW, cost: 1 }],
+      { lineageId: `leak-reports:${client}`, ratelimits: null, credits: null, identity: null },
+      { key: [{ spec: REPORT_WINDOW, cost: 1 }], identity: [] },
       1,
       now,
     );

@@ -37,6 +37,17 @@ export interface CreditsSpec {
 /** One of a key's rate limits (as stored in D1, src/db/columns.ts). */
 export type { LimitSpec } from "../db/columns";
 
+/**
+ * The key's identity, when the key decides in its identity's object (SPEC Part 3): the
+ * identity's limits and credits, decided together with the key's own in the same call.
+ */
+export interface IdentityDemand {
+  /** The identity's limits to apply, each with its units (as `SpendRequest.limits`). */
+  limits: { spec: LimitSpec; cost: number }[];
+  /** The identity's credits; null = unlimited. `cost` is spent from them too. */
+  credits: CreditsSpec | null;
+}
+
 /** One verification's demand on the key's limits and credits. */
 export interface SpendRequest {
   /** The caller's instant, ms: windows and refills follow it, never the object's clock. */
@@ -50,7 +61,17 @@ export interface SpendRequest {
   limits: { spec: LimitSpec; cost: number }[];
   /** The key's credits; null = unlimited (the object's stored credits are left alone). */
   credits: CreditsSpec | null;
+  /**
+   * Whose windows and credits in this object are the key's: "" (the default) in the key's
+   * own lineage object, `memberHolder(lineage)` in its identity's object.
+   */
+  holder?: string | undefined;
+  /** Deciding in the identity's object: the identity's own demand (its holder is ""). */
+  identity?: IdentityDemand | undefined;
 }
+
+/** A key lineage's holder in its identity's object (the identity itself is the holder ""). */
+export const memberHolder = (lineageId: string) => `key:${lineageId}`;
 
 /** A limit after a call: `remaining` units in the window that ends at `resetAt` (ms). */
 export interface RatelimitState {
@@ -82,11 +103,25 @@ export interface SpendResult {
   ratelimits: RatelimitState[];
   /** null when the request carried no credits (unlimited). */
   credits: CreditsState | null;
+  /** Only when the request carried `identity`: its limits and credits after this call. */
+  identity?: { ratelimits: RatelimitState[]; credits: CreditsState | null };
+}
+
+/**
+ * Hands a holder's live balance over (a key leaving the place it decided in): the balance at
+ * `now` is returned and the holder's is set to 0, so a late verification there spends nothing
+ * the new place also has. One entry per holder; null where the holder has no credits.
+ */
+export interface ReleaseRequest {
+  now: number;
+  holders: { holder: string; credits: CreditsSpec }[];
 }
 
 /** `POST /v1/api-keys/{keyID}/credits`: the operation on the live count. */
 export interface AdjustCreditsRequest {
   now: number;
+  /** Whose credits (default "": the object's own). */
+  holder?: string | undefined;
   /** The key's credits as D1 has them (adopted first when newer, as in a spend). */
   credits: CreditsSpec;
   /** `set` the count, or `increment` / `decrement` it; the result stays within 0..1e12. */
@@ -98,6 +133,8 @@ export interface AdjustCreditsRequest {
 /** `GET /v1/api-keys/{keyID}`: the exact count, spending nothing. */
 export interface ReadCreditsRequest {
   now: number;
+  /** Whose credits (default "": the object's own). */
+  holder?: string | undefined;
   credits: CreditsSpec;
 }
 

@@ -64,6 +64,44 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const inStep: Same<VerifyOptions, z.input<typeof VerifyOptionsSchema>> = true;
 void inStep;
 
+const MetaSchema = z
+  .custom<KeyMeta>((value) => typeof value === "object" && value !== null)
+  .nullable()
+  .openapi({ type: ["object", "null"], additionalProperties: {} });
+
+const ResultCreditsSchema = z.object({
+  remaining: z.number().int(),
+  refill_at: InstantSchema.nullable(),
+});
+
+const ResultRatelimitsSchema = z.array(
+  z.object({
+    name: z.string(),
+    limit: z.number().int(),
+    remaining: z.number().int(),
+    reset_at: InstantSchema,
+  }),
+);
+
+const ResultIdentitySchema = z
+  .object({
+    id: z.string(),
+    external_id: z.string(),
+    meta: MetaSchema,
+    credits: ResultCreditsSchema.nullable().openapi({
+      description: "The identity's balance after this call; null for an identity without credits.",
+    }),
+    ratelimits: ResultRatelimitsSchema.nullable().openapi({
+      description:
+        "The identity's limits this call applied, `remaining` after it; null for an identity without limits.",
+    }),
+  })
+  .nullable()
+  .openapi({
+    description:
+      "The identity the key belongs to (the one of its organization with the key's `external_id`), whose limits and credits were decided with the key's; null when it has none.",
+  });
+
 /**
  * The answer to "is this key good?", over HTTP and RPC alike: the wire's one description of
  * it, whose type is the core's `VerifyResult` (checked below) and @keygate/hono's (its type
@@ -82,29 +120,16 @@ export const VerifyResultSchema = z
     in_grace: z.boolean(),
     name: z.string().nullable(),
     enabled: z.boolean().nullable(),
-    meta: z
-      .custom<KeyMeta>((value) => typeof value === "object" && value !== null)
-      .nullable()
-      .openapi({ type: ["object", "null"], additionalProperties: {} }),
+    meta: MetaSchema,
     external_id: z.string().nullable(),
-    credits: z
-      .object({ remaining: z.number().int(), refill_at: InstantSchema.nullable() })
-      .nullable()
-      .openapi({ description: "After this call's spending; null for keys without credits." }),
-    ratelimits: z
-      .array(
-        z.object({
-          name: z.string(),
-          limit: z.number().int(),
-          remaining: z.number().int(),
-          reset_at: InstantSchema,
-        }),
-      )
-      .nullable()
-      .openapi({
-        description:
-          "The limits this call applied, `remaining` after it; null for keys without limits.",
-      }),
+    credits: ResultCreditsSchema.nullable().openapi({
+      description: "After this call's spending; null for keys without credits.",
+    }),
+    ratelimits: ResultRatelimitsSchema.nullable().openapi({
+      description:
+        "The limits this call applied, `remaining` after it; null for keys without limits.",
+    }),
+    identity: ResultIdentitySchema,
   })
   .openapi("VerifyResult");
 

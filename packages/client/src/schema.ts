@@ -5375,6 +5375,34 @@ export interface components {
                  */
                 reset_at: string;
             }[] | null;
+            /** @description The identity the key belongs to (the one of its organization with the key's `external_id`), whose limits and credits were decided with the key's; null when it has none. */
+            identity: {
+                id: string;
+                external_id: string;
+                meta: {
+                    [key: string]: unknown;
+                } | null;
+                /** @description The identity's balance after this call; null for an identity without credits. */
+                credits: {
+                    remaining: number;
+                    /**
+                     * Format: date-time
+                     * @example 2019-08-24T14:15:22Z
+                     */
+                    refill_at: string | null;
+                } | null;
+                /** @description The identity's limits this call applied, `remaining` after it; null for an identity without limits. */
+                ratelimits: {
+                    name: string;
+                    limit: number;
+                    remaining: number;
+                    /**
+                     * Format: date-time
+                     * @example 2019-08-24T14:15:22Z
+                     */
+                    reset_at: string;
+                }[] | null;
+            } | null;
         };
         Problem: {
             type: string;

@@ -7,6 +7,7 @@ export type {
   KeyMeta,
   VerifyCode,
   VerifyCredits,
+  VerifyIdentity,
   VerifyOptions,
   VerifyRatelimit,
   VerifyResult,
@@ -245,7 +246,7 @@ function refuse(
     return problem(c, 429, "rate-limited", detail, code, rateLimitHeaders(result, asked));
   }
   if (code === "USAGE_EXCEEDED") {
-    const refillAt = result?.credits?.refill_at;
+    const refillAt = refusingRefillAt(result, asked);
     const headers: Record<string, string> = refillAt
       ? { "retry-after": String(secondsUntil(refillAt)) }
       : {};
@@ -253,6 +254,21 @@ function refuse(
   }
   // A code this version does not know (or a contradictory verdict): refuse, never pass it.
   return problem(c, 403, "forbidden", detail, code);
+}
+
+/**
+ * When credits come back: the refill of the balance that refused (the key's or its
+ * identity's; the later one when both did), or null when one of them never refills.
+ */
+function refusingRefillAt(result: VerifyResult | null, asked: VerifyOptions): string | null {
+  const cost = Math.max(1, asked.cost ?? 1);
+  const balances = [result?.credits, result?.identity?.credits].filter((b) => b != null);
+  const refusing = balances.filter((b) => b.remaining < cost);
+  const waitFor = refusing.length > 0 ? refusing : balances;
+  if (waitFor.length === 0 || waitFor.some((b) => b.refill_at === null)) return null;
+  return waitFor
+    .map((b) => b.refill_at as string)
+    .reduce((latest, next) => (Date.parse(next) > Date.parse(latest) ? next : latest));
 }
 
 /**
@@ -264,7 +280,8 @@ function rateLimitHeaders(
   result: VerifyResult | null,
   asked: VerifyOptions,
 ): Record<string, string> {
-  const limits = result?.ratelimits ?? [];
+  // The key's limits and its identity's (a name on both is two limits, both applied).
+  const limits = [...(result?.ratelimits ?? []), ...(result?.identity?.ratelimits ?? [])];
   // `cost: 0` answers as cost 1 would; a per-limit cost defaults to the request's.
   const costOf = (name: string) =>
     Math.max(1, asked.ratelimits?.find((r) => r.name === name)?.cost ?? asked.cost ?? 1);

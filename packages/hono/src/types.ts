@@ -65,6 +65,19 @@ export interface VerifyResult {
   external_id: string | null;
   credits: VerifyCredits | null;
   ratelimits: VerifyRatelimit[] | null;
+  /** The identity the key belongs to (its organization's with the key's `external_id`), or null. */
+  identity: VerifyIdentity | null;
+}
+
+/** A key's identity: its limits and credits were decided with the key's, in one decision. */
+export interface VerifyIdentity {
+  id: string;
+  external_id: string;
+  meta: KeyMeta | null;
+  /** The identity's balance after this call; null for an identity without credits. */
+  credits: VerifyCredits | null;
+  /** The identity's limits this call applied; null for an identity without limits. */
+  ratelimits: VerifyRatelimit[] | null;
 }
 
 /** `KeyService.verify(key, options)`: the RPC options. */

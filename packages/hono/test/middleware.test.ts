@@ -230,6 +230,43 @@ describe("governance verdicts from the real Keygate", () => {
     expect(refused.headers.get("ratelimit")).toBe(`"burst";r=0;t=${seconds}`);
   });
 
+  it("c.var.apiKey.identity: the key's identity; its limit's 429 carries its window's reset", async () => {
+    await clearOfBoundary(60_000, 10_000); // the requests must fall in one minute
+    const created = await call("POST", "/v1/identities", {
+      token: pinned.admin,
+      body: {
+        external_id: `hono_${crypto.randomUUID()}`,
+        meta: { plan: "team" },
+        ratelimits: [{ name: "team", limit: 2, duration_ms: 60_000 }],
+        credits: { remaining: 100 },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+    const identity = created.body;
+    const own = await withFields({
+      external_id: identity.external_id,
+      ratelimits: [{ name: "own", limit: 100, duration_ms: 3_600_000 }],
+    });
+    const other = await withFields({ external_id: identity.external_id });
+    const first = await send(app, bearer(own.key));
+    expect(first.status).toBe(200);
+    expect(first.body.apiKey.identity).toEqual({
+      id: identity.id,
+      external_id: identity.external_id,
+      meta: { plan: "team" },
+      credits: { remaining: 99, refill_at: null },
+      ratelimits: [{ name: "team", limit: 2, remaining: 1, reset_at: expect.any(String) }],
+    });
+    expect((await send(app, bearer(other.key))).status).toBe(200);
+    // The identity's window is full (the key's own hourly one is not): 429 until its minute ends.
+    const refused = await send(app, bearer(own.key));
+    expectProblem(refused, 429, "RATE_LIMITED");
+    const windowEnd = Math.ceil(Date.now() / 60_000) * 60_000;
+    const seconds = Number(refused.headers.get("retry-after"));
+    expect(Math.abs(seconds - Math.ceil((windowEnd - Date.now()) / 1000))).toBeLessThanOrEqual(1);
+    expect(refused.headers.get("ratelimit-policy")).toBe('"team";q=2');
+  });
+
   it("USAGE_EXCEEDED → 429, with Retry-After until the refill only when one is set", async () => {
     const costly = appWith({ binding: "KEYGATE_PINNED", cost: 2 });
     const once = await withFields({ credits: { remaining: 3 } });
@@ -409,6 +446,7 @@ function verdict(code: VerifyResult["code"], extra: Partial<VerifyResult> = {}):
     external_id: null,
     credits: null,
     ratelimits: null,
+    identity: null,
     ...extra,
   };
 }
@@ -494,6 +532,49 @@ describe("every verdict → status and headers (fake binding, SPEC-shaped result
     expect(answer.body.type).toBe("https://keygate.dev/problems/usage-exceeded");
     expect(answer.headers.get("retry-after")).toBe("60");
     expect(answer.headers.get("ratelimit")).toBeNull();
+  });
+
+  it("RATE_LIMITED by the identity's limit → Retry-After to the identity window's reset", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-12-01T10:00:00.000Z"), toFake: ["Date"] });
+    const { bindings } = fake(
+      verdict("RATE_LIMITED", {
+        ratelimits: [
+          { name: "burst", limit: 10, remaining: 9, reset_at: "2026-12-01T10:00:05.000Z" },
+        ],
+        identity: {
+          id: "identity_1",
+          external_id: "cust_42",
+          meta: null,
+          credits: null,
+          ratelimits: [
+            { name: "burst", limit: 100, remaining: 0, reset_at: "2026-12-01T10:00:20.000Z" },
+          ],
+        },
+      }),
+    );
+    const answer = await send(app, key, bindings);
+    expectProblem(answer, 429, "RATE_LIMITED");
+    expect(answer.headers.get("retry-after")).toBe("20");
+    expect(answer.headers.get("ratelimit-policy")).toBe('"burst";q=100');
+  });
+
+  it("USAGE_EXCEEDED by the identity's credits → Retry-After until the identity's refill", async () => {
+    vi.useFakeTimers({ now: Date.parse("2026-12-01T23:58:00.000Z"), toFake: ["Date"] });
+    const { bindings } = fake(
+      verdict("USAGE_EXCEEDED", {
+        credits: { remaining: 5, refill_at: null },
+        identity: {
+          id: "identity_1",
+          external_id: "cust_42",
+          meta: null,
+          credits: { remaining: 0, refill_at: "2026-12-02T00:00:00.000Z" },
+          ratelimits: null,
+        },
+      }),
+    );
+    const answer = await send(app, key, bindings);
+    expectProblem(answer, 429, "USAGE_EXCEEDED");
+    expect(answer.headers.get("retry-after")).toBe("120");
   });
 
   it("USAGE_EXCEEDED without a refill → 429 without Retry-After", async () => {

@@ -1,10 +1,11 @@
 import { and, eq, gt, isNull, or } from "drizzle-orm";
-import { type ApiKeyRow, apiKeys } from "../../db/schema";
+import { type ApiKeyRow, apiKeys, type IdentityRow } from "../../db/schema";
 import { auditedChange } from "../audit";
 import type { Core } from "../context";
 import { conflict, invalid } from "../errors";
 import { eventActor, keyEventRows } from "../events";
 import { type GovernanceInput, governanceAudit, governanceColumns } from "../governance";
+import { identityNamed, releaseKeyCredits, restoreKeyCredits } from "../membership";
 import { type Actor, requireOrganization, requireScope } from "../principal";
 import { announceChanges, publishKey } from "../verify";
 import { expiryNoticeAt } from "./expiry";
@@ -120,29 +121,66 @@ async function updateOnce(core: Core, actor: Actor, keyId: string, input: Update
   Object.assign(changes, governance);
   if (Object.keys(changes).length === 0) return key;
 
+  const externalId = changes.externalId === undefined ? key.externalId : changes.externalId;
+  const identity = await identityNamed(core, key.organizationId, externalId);
+  const leaves = await leavesItsPlace(core, key, changes, identity);
   await announceChanges(core, [key]);
+  // Moving into or out of an identity: the key's own live balance moves with it.
+  const moved = leaves.move ? await releaseKeyCredits(core, [key], leaves.from) : [];
+  for (const m of moved) {
+    changes.creditsRemaining = m.remaining;
+    changes.creditsVersion = m.version;
+  }
   const set = { ...changes, updatedAt: now, version: key.version + 1 };
-  const row = await auditedChange<ApiKeyRow>(
-    core,
-    actor,
-    core.db.update(apiKeys).set(set).where(stillLive(key, now)).returning(),
-    {
-      action: "api_key.updated",
-      targetType: "api_key",
-      targetId: key.id,
-      projectId: key.projectId,
-      metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
-    },
-    (recorded) =>
-      keyEventRows(
-        core,
-        { type: "api_key.updated", key: { ...key, ...set }, actor: eventActor(principal) },
-        recorded,
-      ),
-  );
-  if (!row) return null;
-  await publishKey(core, row);
+  let row: ApiKeyRow | undefined;
+  try {
+    row = await auditedChange<ApiKeyRow>(
+      core,
+      actor,
+      core.db.update(apiKeys).set(set).where(stillLive(key, now)).returning(),
+      {
+        action: "api_key.updated",
+        targetType: "api_key",
+        targetId: key.id,
+        projectId: key.projectId,
+        metadata: { fields: auditFields(changes), ...governanceAudit(input.governance ?? {}) },
+      },
+      (recorded) =>
+        keyEventRows(
+          core,
+          { type: "api_key.updated", key: { ...key, ...set }, actor: eventActor(principal) },
+          recorded,
+        ),
+    );
+  } catch (error) {
+    await restoreKeyCredits(core, moved);
+    throw error;
+  }
+  if (!row) {
+    await restoreKeyCredits(core, moved);
+    return null;
+  }
+  await publishKey(core, row, identity);
   return row;
+}
+
+/**
+ * Whether a change of `external_id` moves the key into, out of or between identities with
+ * its own credits (kept, not set anew by the same change): they must follow it. `from`: the
+ * identity it decides with now, or null (its own lineage object).
+ */
+async function leavesItsPlace(
+  core: Core,
+  key: ApiKeyRow,
+  changes: Partial<ApiKeyRow>,
+  to: IdentityRow | null,
+): Promise<{ move: boolean; from: string | null }> {
+  const stay = { move: false, from: null };
+  if (changes.externalId === undefined || changes.externalId === key.externalId) return stay;
+  if (key.creditsRemaining === null || changes.creditsRemaining !== undefined) return stay;
+  const from = await identityNamed(core, key.organizationId, key.externalId);
+  if ((from?.id ?? null) === (to?.id ?? null)) return stay;
+  return { move: true, from: from?.id ?? null };
 }
 
 /** Columns a change sets that are not a field of their own on the key object. */
@@ -225,6 +263,7 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
     row = revoked ?? (await findKey(core, principal, keyId));
   }
   // Published even when already revoked: a retry repairs a cache write that failed before.
-  await publishKey(core, row);
+  // A revoked key's answer does not depend on its identity.
+  await publishKey(core, row, null);
   return row;
 }

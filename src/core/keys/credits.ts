@@ -7,6 +7,7 @@ import type { Core } from "../context";
 import { noteCreditsReplenished } from "../credits-exhausted";
 import { conflict, loggable } from "../errors";
 import { eventActor, keyEventRows } from "../events";
+import { keyUsagePlace } from "../membership";
 import { type Actor, type Principal, requireScope } from "../principal";
 import { type CreditOperation, refillDue } from "../usage";
 import { adjustCredits, readCredits } from "../usage-store";
@@ -19,7 +20,7 @@ import { requireChangeable, requireKeyAdmin } from "./rules";
 export async function liveCredits(core: Core, key: ApiKeyRow): Promise<number | null> {
   const spec = creditsSpecOf(key);
   if (!spec) return null;
-  return (await readCredits(core, lineageOf(key), spec)).remaining;
+  return (await readCredits(core, await keyUsagePlace(core, key), spec)).remaining;
 }
 
 /** One key and its exact balance (one usage-object read): what a key's own page shows. */
@@ -90,7 +91,8 @@ export async function adjustKeyCredits(
   requireChangeable(key, core.now());
   const spec = creditsSpecOf(key);
   if (!spec) throw conflict("This key has no credits (unlimited): set them with PATCH first.");
-  const { remaining } = await adjustCredits(core, lineageOf(key), spec, operation, value);
+  const place = await keyUsagePlace(core, key);
+  const { remaining } = await adjustCredits(core, place, spec, operation, value);
   // Credits set or topped up: the next refusal for credits is a new exhaustion.
   if (operation !== "decrement") await noteCreditsReplenished(core, lineageOf(key));
   // After the fact: the usage object is not D1, so the two cannot be one batch. A credits

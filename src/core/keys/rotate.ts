@@ -6,6 +6,7 @@ import type { Core } from "../context";
 import { conflict, loggable } from "../errors";
 import { eventActor, keyEventRows } from "../events";
 import { generateKey } from "../key-material";
+import { identityNamed } from "../membership";
 import { type Actor, actorId, requireScope } from "../principal";
 import { DAY_MS } from "../time";
 import { announceChanges, publishKey } from "../verify";
@@ -158,6 +159,8 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
         )
       : undefined;
 
+  // The old key answers on through its grace: its record carries its identity.
+  const identity = await identityNamed(core, old.organizationId, old.externalId);
   // The old key's new grace end is a change: announced before it commits (503 if it cannot be).
   await announceChanges(core, [old]);
   let claimed: ApiKeyRow | undefined;
@@ -173,7 +176,7 @@ export async function rotateRow(core: Core, actor: Actor, old: ApiKeyRow, graceM
     throw conflict("This key was rotated, revoked or changed meanwhile; read it and try again.");
   }
   try {
-    await publishKey(core, claimed);
+    await publishKey(core, claimed, identity);
   } catch (error) {
     // The rotation is committed and its plaintext exists only in this response: failing it
     // now would lose the new key for good (a retry answers 409). The old key's record is

@@ -128,6 +128,7 @@ export async function sweepExpiredGrace(core: Core): Promise<number> {
   await announceChanges(core, batch);
   const results = await core.db.batch([first, ...rest]);
   const swept = stampAt.flatMap((at) => results[at] as ApiKeyRow[]);
-  await Promise.all(swept.map((key) => publishKey(core, key)));
+  // Revoked: their answers do not depend on their identities.
+  await Promise.all(swept.map((key) => publishKey(core, key, null)));
   return swept.length;
 }

@@ -11,6 +11,7 @@ import type { Core } from "../context";
 import { conflict } from "../errors";
 import { keyEventRows, occurrenceId } from "../events";
 import { hashKey, parseKey } from "../key-material";
+import { identityNamed } from "../membership";
 import type { LeakPolicy } from "../projects";
 import { announceChanges, publishKey } from "../verify";
 
@@ -104,6 +105,11 @@ async function applyLeaks(
         ...planOf(key, whereOf.get(key.id) as Found, policyOf(key, policies)),
         // A key leaks once: its event's webhook-ids are the same whoever queues it.
         occurrence: await occurrenceId("api_key.leaked", key.id),
+        // Read before the commit, as every changer does; a revoked key's answer needs none.
+        identity:
+          policyOf(key, policies) === "disable"
+            ? await identityNamed(core, key.organizationId, key.externalId)
+            : null,
       })),
     );
     // A change of verdict is announced before it commits (503, nothing written, if it cannot be).
@@ -122,7 +128,7 @@ async function applyLeaks(
         const row = (results[at] as ApiKeyRow[])[0];
         at += (statements[index] as unknown[]).length;
         if (!row) lost.push(plan.key);
-        else if (plan.applied !== "none") await publishKey(core, row);
+        else if (plan.applied !== "none") await publishKey(core, row, plan.identity);
       }
     }
     // Lost a version race (a rotation, a PATCH, a revoke) or another report marked it first:

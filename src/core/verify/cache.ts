@@ -1,4 +1,5 @@
-import type { ApiKeyRow } from "../../db/schema";
+import { and, eq } from "drizzle-orm";
+import { type ApiKeyRow, apiKeys, type IdentityRow, identities } from "../../db/schema";
 import type { Core } from "../context";
 import { loggable } from "../errors";
 import type { KeyMeta, RateLimitRule } from "../governance";
@@ -27,6 +28,23 @@ export interface KeyRecord {
   lineageId: string;
   /** The row's version: usable only while no newer one has been announced (feed.ts). */
   version: number;
+  /**
+   * The identity the key belongs to (SPEC Part 3), read with the key in one statement; null
+   * when none of its organization has the key's `external_id`.
+   */
+  identity: IdentitySnapshot | null;
+}
+
+/** What verification needs of a key's identity: its answer's fields and its limits. */
+export interface IdentitySnapshot {
+  id: string;
+  externalId: string;
+  meta: KeyMeta | null;
+  ratelimits: RateLimitRule[] | null;
+  /** As D1 last set them; the identity's KeyUsage object holds the live balance. */
+  credits: CreditsSpec | null;
+  /** The row's `updated_at`: every identity change moves it on (feed.ts `dependencies`). */
+  version: number;
 }
 
 /** The credits a row sets, as the usage object takes them; null = unlimited. */
@@ -44,7 +62,16 @@ export const creditsSpecOf = (
 /** Rows from before lineages existed are their own lineage's first key. */
 export const lineageOf = (row: ApiKeyRow) => row.lineageId ?? row.id;
 
-export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
+export const toIdentitySnapshot = (row: IdentityRow): IdentitySnapshot => ({
+  id: row.id,
+  externalId: row.externalId,
+  meta: row.meta,
+  ratelimits: row.ratelimits,
+  credits: creditsSpecOf(row),
+  version: row.updatedAt,
+});
+
+export const toKeyRecord = (row: ApiKeyRow, identity: IdentityRow | null): KeyRecord => ({
   id: row.id,
   organizationId: row.organizationId,
   projectId: row.projectId,
@@ -63,7 +90,28 @@ export const toKeyRecord = (row: ApiKeyRow): KeyRecord => ({
   credits: creditsSpecOf(row),
   lineageId: lineageOf(row),
   version: row.version,
+  identity: identity && toIdentitySnapshot(identity),
 });
+
+/**
+ * The key's record from D1 (the truth), its identity read in the same statement so the two
+ * are one snapshot; null for an unknown hash.
+ */
+export async function readKeyRecord(core: Core, hash: string): Promise<KeyRecord | null> {
+  const [row] = await core.db
+    .select({ key: apiKeys, identity: identities })
+    .from(apiKeys)
+    .leftJoin(
+      identities,
+      and(
+        eq(identities.organizationId, apiKeys.organizationId),
+        eq(identities.externalId, apiKeys.externalId),
+      ),
+    )
+    .where(eq(apiKeys.keyHash, hash))
+    .limit(1);
+  return row ? toKeyRecord(row.key, row.identity) : null;
+}
 
 /**
  * Memory entries live this long; past it the isolate asks KV again. Staleness is bounded by
@@ -103,12 +151,12 @@ export class MemoryCache {
 
   /**
    * The cached record; undefined sends the caller to KV/D1 (one caller per expiry). A record
-   * below `minVersion` (a change was announced since) is dropped.
+   * that is not `current` (a change was announced since) is dropped.
    */
-  get(hash: string, now: number, minVersion: number): KeyRecord | undefined {
+  get(hash: string, now: number, current: (record: KeyRecord) => boolean): KeyRecord | undefined {
     const entry = this.entries.get(hash);
     if (!entry) return undefined;
-    if (entry.record.version < minVersion) {
+    if (!current(entry.record)) {
       this.entries.delete(hash);
       return undefined;
     }
@@ -199,6 +247,22 @@ function isKeyRecord(value: unknown): value is KeyRecord {
     isObjectOrNull(r.credits) &&
     typeof r.lineageId === "string" &&
     // A record from before versions: a miss, so D1 answers and refills it.
+    typeof r.version === "number" &&
+    // A record from before identities (no member): a miss too.
+    isIdentitySnapshot(r.identity)
+  );
+}
+
+function isIdentitySnapshot(value: unknown): value is IdentitySnapshot | null {
+  if (value === null) return true;
+  if (typeof value !== "object" || value === undefined) return false;
+  const r = value as Record<keyof IdentitySnapshot, unknown>;
+  return (
+    typeof r.id === "string" &&
+    typeof r.externalId === "string" &&
+    isObjectOrNull(r.meta) &&
+    (r.ratelimits === null || Array.isArray(r.ratelimits)) &&
+    isObjectOrNull(r.credits) &&
     typeof r.version === "number"
   );
 }
@@ -215,8 +279,17 @@ export async function writeKvRecord(core: Core, hash: string, record: KeyRecord)
  * isolate that heard the announcement refuses the older records anyway, so a KV write that
  * fails is logged, not an error (the change is committed and known).
  */
-export async function publishKey(core: Core, row: ApiKeyRow): Promise<void> {
-  const record = toKeyRecord(row);
+export async function publishKey(
+  core: Core,
+  row: ApiKeyRow,
+  /**
+   * The key's identity as the changer read it before committing (null: none, or a key whose
+   * answer no longer depends on it: revoked). Read before an identity change commits, it is
+   * an older version than that change announced, so it is refused like any stale record.
+   */
+  identity: IdentityRow | null,
+): Promise<void> {
+  const record = toKeyRecord(row, identity);
   core.isolate.memory.set(row.keyHash, record, core.now());
   try {
     await writeKvRecord(core, row.keyHash, record);

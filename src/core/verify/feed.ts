@@ -6,7 +6,7 @@
 import { revocationBoundMs } from "../config";
 import type { Core } from "../context";
 import { loggable, unavailable } from "../errors";
-import { MemoryCache, memoryCache } from "./cache";
+import { type KeyRecord, MemoryCache, memoryCache } from "./cache";
 import { FEED_RETENTION_MS, type FeedEntry, type FeedPage } from "./feed-contract";
 
 /**
@@ -25,13 +25,47 @@ export interface ChangingKey {
 }
 
 /**
+ * The feed entry of an identity (SPEC Part 3: "an identity change" is within the bound): a
+ * change to it (limits, credits, meta, `external_id`, deletion) announces the identity's
+ * next version, so every key record carrying an older copy of it is refused at once, however
+ * many keys the identity has. Key hashes are 64 hex digits, so the prefixes never meet one.
+ */
+export const identityFeedName = (identityId: string) => `identity:${identityId}`;
+
+/**
+ * The feed entry of an owner name that had no identity: creating an identity with this
+ * `external_id` (or renaming one onto it) announces version 1, so every record of a key
+ * with this `external_id` that was made while it had no identity (version 0) is refused.
+ */
+export const ownerFeedName = (organizationId: string, externalId: string) =>
+  `owner:${organizationId}:${externalId}`;
+
+/** What a cached record's answer rests on besides its key: its identity, or its absence. */
+export function dependencyOf(record: KeyRecord): FeedEntry | null {
+  if (record.identity) return [identityFeedName(record.identity.id), record.identity.version];
+  if (record.externalId !== null)
+    return [ownerFeedName(record.organizationId, record.externalId), 0];
+  return null;
+}
+
+/**
  * Announce before commit: every shard learns that these keys' records are stale below
  * `version + 1`, or the change is refused (503, nothing written). An announcement whose commit
  * then fails is harmless: the key is read from D1 until a later change commits.
  */
 export async function announceChanges(core: Core, keys: ChangingKey[]): Promise<void> {
-  if (keys.length === 0) return;
-  const entries: FeedEntry[] = keys.map((key) => [key.keyHash, key.version + 1]);
+  await announceEntries(
+    core,
+    keys.map((key) => [key.keyHash, key.version + 1]),
+  );
+}
+
+/**
+ * Announce feed entries before a commit (announceChanges for keys; identities announce
+ * `identityFeedName` / `ownerFeedName` entries), or refuse the change with a 503.
+ */
+export async function announceEntries(core: Core, entries: FeedEntry[]): Promise<void> {
+  if (entries.length === 0) return;
   try {
     await Promise.all(
       Array.from({ length: FEED_SHARDS }, (_, index) => shardOf(core.env, index).announce(entries)),
@@ -89,9 +123,19 @@ export class IsolateView {
     this.shard = options.shard ?? Math.floor(Math.random() * FEED_SHARDS);
   }
 
-  /** The lowest version of this key a cached record may have to answer. */
+  /** The lowest version of this key (or feed entry name) a cached record must have to answer. */
   minVersion(hash: string): number {
     return this.known.get(hash)?.version ?? 0;
+  }
+
+  /**
+   * Whether a cached record of this key hash may answer: no newer version of the key, nor of
+   * the identity it carries (or of its owner name, when it carries none), was announced.
+   */
+  current(hash: string, record: KeyRecord): boolean {
+    if (record.version < this.minVersion(hash)) return false;
+    const dependency = dependencyOf(record);
+    return dependency === null || dependency[1] >= this.minVersion(dependency[0]);
   }
 
   /**
@@ -170,10 +214,11 @@ export class IsolateView {
   learn(entries: FeedEntry[]): void {
     const now = this.clock();
     for (const [hash, version] of entries) {
+      // A repeat is learned again: retention counts from the latest announcement (an owner
+      // name is announced at version 1 each time an identity takes it).
       const known = this.known.get(hash);
-      if (known && known.version >= version) continue;
       this.known.delete(hash);
-      this.known.set(hash, { version, learnedAt: now });
+      this.known.set(hash, { version: Math.max(version, known?.version ?? 0), learnedAt: now });
     }
   }
 

@@ -1,6 +1,14 @@
 export { type KeyRecord, memoryCache, publishKey } from "./cache";
 export { verifyAndCount } from "./count";
-export { announceChanges, type ChangingKey, IsolateView, isolateView } from "./feed";
+export {
+  announceChanges,
+  announceEntries,
+  type ChangingKey,
+  IsolateView,
+  identityFeedName,
+  isolateView,
+  ownerFeedName,
+} from "./feed";
 export type { VerifyOptions, VerifyPin } from "./options";
 export {
   VERIFY_CODES,

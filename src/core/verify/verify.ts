@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { apiKeys, projects } from "../../db/schema";
+import { projects } from "../../db/schema";
 import type { Core } from "../context";
 import { noteCreditsExhausted } from "../credits-exhausted";
 import { unavailable } from "../errors";
@@ -9,14 +9,14 @@ import { hashKey, parseKey } from "../key-material";
 import { hasScope } from "../principal";
 import { MISS_WINDOW_SECONDS, withinMissBudget } from "../rate-limit";
 import { iso } from "../time";
-import type { SpendResult } from "../usage";
-import { isLimited, limitsFor, spendUsage } from "../usage-store";
+import type { CreditsState, RatelimitState, SpendResult } from "../usage";
+import { limitsFor, needsUsage, spendUsage } from "../usage-store";
 import {
   type KeyRecord,
   KV_WRITE_INTERVAL_MS,
   kvKey,
+  readKeyRecord,
   readKvRecord,
-  toKeyRecord,
   writeKvRecord,
 } from "./cache";
 import type { VerifyOptions, VerifyPin } from "./options";
@@ -56,7 +56,27 @@ export interface VerifyResult {
   /** `refill_at`: the next refill (RFC 3339), or null. null for keys without credits. */
   credits: { remaining: number; refill_at: string | null } | null;
   /** The limits this call applied, `remaining` after it. null for keys without limits. */
-  ratelimits: { name: string; limit: number; remaining: number; reset_at: string }[] | null;
+  ratelimits: VerifyRatelimit[] | null;
+  /** The identity the key belongs to (SPEC Part 3), or null. */
+  identity: VerifyIdentity | null;
+}
+
+export interface VerifyRatelimit {
+  name: string;
+  limit: number;
+  remaining: number;
+  reset_at: string;
+}
+
+/** A key's identity in a verify answer: its limits and credits as this call left them. */
+export interface VerifyIdentity {
+  id: string;
+  external_id: string;
+  meta: KeyMeta | null;
+  /** The identity's balance after this call; null for an identity without credits. */
+  credits: { remaining: number; refill_at: string | null } | null;
+  /** The identity's limits this call applied, `remaining` after it; null without limits. */
+  ratelimits: VerifyRatelimit[] | null;
 }
 
 /** Refusals that say nothing of the key: its reason, no metadata. */
@@ -78,7 +98,19 @@ const rejected = (code: BareRefusal): VerifyResult => ({
   external_id: null,
   credits: null,
   ratelimits: null,
+  identity: null,
 });
+
+const creditsOf = (state: CreditsState | null | undefined) =>
+  state ? { remaining: state.remaining, refill_at: iso(state.refillAt) } : null;
+
+const ratelimitsOf = (states: RatelimitState[]): VerifyRatelimit[] =>
+  states.map((r) => ({
+    name: r.name,
+    limit: r.limit,
+    remaining: r.remaining,
+    reset_at: new Date(r.resetAt).toISOString(),
+  }));
 
 /** A genuine key's answer: VALID, or a usage refusal, which the caller needs `reset_at` for. */
 function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
@@ -97,19 +129,18 @@ function answered(record: KeyRecord, usage: SpendResult | null): VerifyResult {
     enabled: record.enabled,
     meta: record.meta,
     external_id: record.externalId,
-    credits:
-      usage?.credits && record.credits
-        ? { remaining: usage.credits.remaining, refill_at: iso(usage.credits.refillAt) }
-        : null,
-    ratelimits:
-      usage && record.ratelimits
-        ? usage.ratelimits.map((r) => ({
-            name: r.name,
-            limit: r.limit,
-            remaining: r.remaining,
-            reset_at: new Date(r.resetAt).toISOString(),
-          }))
-        : null,
+    credits: record.credits ? creditsOf(usage?.credits) : null,
+    ratelimits: usage && record.ratelimits ? ratelimitsOf(usage.ratelimits) : null,
+    identity: record.identity && {
+      id: record.identity.id,
+      external_id: record.identity.externalId,
+      meta: record.identity.meta,
+      credits: record.identity.credits ? creditsOf(usage?.identity?.credits) : null,
+      ratelimits:
+        usage?.identity && record.identity.ratelimits
+          ? ratelimitsOf(usage.identity.ratelimits)
+          : null,
+    },
   };
 }
 
@@ -125,7 +156,8 @@ export interface VerifyContext {
 
 /**
  * The hot path: format + checksum, SHA-256, isolate LRU → KV → D1, then the decision in SPEC
- * order; a key with limits or credits then costs one KeyUsage call, the others none.
+ * order; a key with limits or credits, its own or its identity's, then costs one KeyUsage
+ * call (its identity's object when it has one: both decided at once), the others none.
  * A warm key costs no storage read, a malformed one none at all. Throws `unavailable` when
  * storage (or a limited key's usage store) fails and nothing else answers: never valid by
  * accident.
@@ -146,7 +178,7 @@ export async function verifyKey(
   const usable = view.cachesUsable(core);
   const cachesOk = typeof usable === "boolean" ? usable : await usable;
   const found =
-    (cachesOk ? view.memory.get(hash, now, view.minVersion(hash)) : undefined) ??
+    (cachesOk ? view.memory.get(hash, now, (cached) => view.current(hash, cached)) : undefined) ??
     (await lookup(core, hash, now, cachesOk));
   // Another tenant's key under a pin is no key at all: nothing about it is told or counted.
   const record = found && (await withinPin(core, found, options, context.pin)) ? found : null;
@@ -154,12 +186,18 @@ export async function verifyKey(
   const refusal = await standing(core, record, options, context.pin, now);
   if (refusal) return { result: rejected(refusal), record };
   let usage: SpendResult | null = null;
-  const limits = limitsFor(record.ratelimits, options);
-  if (context.spend !== false && isLimited(record)) {
+  const limits = limitsFor(record.ratelimits, options, record.identity?.ratelimits ?? null);
+  if (context.spend !== false && needsUsage(record)) {
     usage = await spendUsage(core, record, limits, options.cost ?? 1, now);
   }
   const result = answered(record, usage);
-  if (usage?.code === "USAGE_EXCEEDED") core.waitUntil(noteCreditsExhausted(core, record, usage));
+  // The key's own credits ran out (not only its identity's): `api_key.credits_exhausted`.
+  if (
+    usage?.code === "USAGE_EXCEEDED" &&
+    (usage.credits?.remaining ?? Infinity) < (options.cost ?? 1)
+  ) {
+    core.waitUntil(noteCreditsExhausted(core, record, usage));
+  }
   return { result, record };
 }
 
@@ -236,7 +274,7 @@ async function lookup(
   if (cachesOk) {
     try {
       const fromKv = await readKvRecord(core, hash);
-      if (fromKv && fromKv.version >= view.minVersion(hash)) {
+      if (fromKv && view.current(hash, fromKv)) {
         memory.fill(hash, fromKv, now, seen);
         return fromKv;
       }
@@ -246,21 +284,20 @@ async function lookup(
     }
   }
 
-  let row: typeof apiKeys.$inferSelect | undefined;
+  let record: KeyRecord | null;
   try {
-    row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
+    record = await readKeyRecord(core, hash);
   } catch {
     // Fail closed: an expired entry is no answer, and nobody keeps serving it.
     memory.abandon(hash, seen);
     throw unavailable("Key storage is unavailable; the key could not be verified.");
   }
   // Unknown keys are not written anywhere: junk traffic cannot fill the caches.
-  if (!row) {
+  if (!record) {
     memory.abandon(hash, seen);
     return null;
   }
-  const record = toKeyRecord(row);
-  if (record.version < view.minVersion(hash)) {
+  if (!view.current(hash, record)) {
     memory.abandon(hash, seen);
     return record;
   }
@@ -281,9 +318,8 @@ const sameVerdictInputs = (a: KeyRecord, b: KeyRecord) =>
  */
 async function fillKv(core: Core, hash: string, record: KeyRecord): Promise<void> {
   await writeKvRecord(core, hash, record);
-  const row = await core.db.query.apiKeys.findFirst({ where: eq(apiKeys.keyHash, hash) });
-  if (row && sameVerdictInputs(toKeyRecord(row), record)) return;
-  const fresh = row ? toKeyRecord(row) : null;
+  const fresh = await readKeyRecord(core, hash);
+  if (fresh && sameVerdictInputs(fresh, record)) return;
   const publish = () =>
     fresh ? writeKvRecord(core, hash, fresh) : core.env.KEY_CACHE.delete(kvKey(hash));
   try {
