@@ -693,3 +693,46 @@ describe("holders: an identity's object deciding for its member keys", () => {
     expect(back).toMatchObject({ code: "VALID", credits: { remaining: 5 } });
   });
 });
+
+describe("objects from before identities", () => {
+  it("keep their balance and windows: the one lineage's tables become the holder ''", async () => {
+    const usage = lineage();
+    const once = limit("once", 1);
+    const spec = credits(5);
+    const first = await usage.spend(spendOf({ limitsAt: [once], credits: spec }));
+    expect(first.credits?.remaining).toBe(4);
+    // Lay the storage out as the code before identities left it (one row per window, one
+    // balance), then start the object again: its constructor must adopt both.
+    await runInDurableObject(usage, (_instance, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`CREATE TABLE windows (
+        name TEXT NOT NULL, lim INTEGER NOT NULL, duration_ms INTEGER NOT NULL, k INTEGER NOT NULL,
+        used INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+        PRIMARY KEY (name, lim, duration_ms, k)) WITHOUT ROWID`);
+      sql.exec(`INSERT INTO windows SELECT name, lim, duration_ms, k, used, end_ms
+        FROM holder_windows WHERE holder = ''`);
+      sql.exec(`CREATE TABLE credits (
+        id INTEGER PRIMARY KEY CHECK (id = 1), remaining INTEGER NOT NULL, version INTEGER NOT NULL,
+        refill_interval TEXT, refill_amount INTEGER, refill_day INTEGER,
+        refilled_through INTEGER NOT NULL)`);
+      sql.exec(`INSERT INTO credits SELECT 1, remaining, version, refill_interval, refill_amount,
+        refill_day, refilled_through FROM holder_credits WHERE holder = ''`);
+      sql.exec("DROP TABLE holder_windows");
+      sql.exec("DROP TABLE holder_credits");
+    });
+    await evictDurableObject(usage);
+    // The window is still used up, and the balance is what was left, not the 5 given again.
+    const limited = await usage.spend(spendOf({ now: NOW + 1, limitsAt: [once], credits: spec }));
+    expect(limited.code).toBe("RATE_LIMITED");
+    const spent = await usage.spend(spendOf({ now: NOW + 2, credits: spec }));
+    expect(spent).toMatchObject({ code: "VALID", credits: { remaining: 3 } });
+    const tables = await runInDurableObject(usage, (_instance, state) =>
+      state.storage.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .toArray()
+        .map((row) => row.name),
+    );
+    expect(tables).not.toContain("windows");
+    expect(tables).not.toContain("credits");
+  });
+});
