@@ -692,4 +692,15 @@ describe("GITHUB_SECRET_SCANNING_KEYS as .dev.vars may hold it", () => {
     const body = JSON.stringify([match("not_a_key")]);
     expect((await gitHubReport(github, body, { keys: expanded })).status).toBe(200);
   });
+
+  it('takes the document written with escaped quotes ("{\\"public_keys\\": …}"), as dotenv leaves it', async () => {
+    // dotenv keeps `\"` inside a double-quoted value and turns `\n` into a line break.
+    const escaped = keySet(github).replaceAll('"', '\\"').replaceAll("\\n", "\n");
+    expect(() => JSON.parse(escaped)).toThrow();
+    const body = JSON.stringify([match("not_a_key")]);
+    expect((await gitHubReport(github, body, { keys: escaped })).status).toBe(200);
+    // Still a 401 for a bad signature: the keys were read, not skipped.
+    const forged = await gitHubReport(github, body, { keys: escaped, signedBody: `${body} ` });
+    expect(forged.status).toBe(401);
+  });
 });

@@ -56,7 +56,13 @@ export function parseGitHubKeySet(text: string): GitHubPublicKey[] | null {
   try {
     document = JSON.parse(escapeControlsInStrings(text));
   } catch {
-    return null;
+    // A .dev.vars value written with escaped quotes ("{\"public_keys\": …}"): dotenv expands
+    // only \n and \r in double quotes, so the backslashes before the quotes are still there.
+    try {
+      document = JSON.parse(escapeControlsInStrings(text.replaceAll('\\"', '"')));
+    } catch {
+      return null;
+    }
   }
   const list = (document as { public_keys?: unknown } | null)?.public_keys;
   if (!Array.isArray(list) || list.length === 0) return null;
