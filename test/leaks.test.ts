@@ -382,13 +382,21 @@ describe("a genuine report: leaked_at once, the audit event, the project's polic
 
   it("revoke (the default): verify answers REVOKED at once", async () => {
     const org = await newOrg("policy-revoke");
-    const key = await newKey(org.admin, org.project.id);
+    // It expires in 30 days: revoked, it owes no expiry event any more (as any revoke).
+    const expiresAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    const key = await newKey(org.admin, org.project.id, { expires_at: expiresAt });
+    const notice = () =>
+      env.DB.prepare("select expiry_notice_at as at from api_keys where id = ?")
+        .bind(key.id)
+        .first<{ at: number | null }>();
+    expect((await notice())?.at).not.toBeNull();
     expect((await verify(key.key)).body.code).toBe("VALID");
     await publicReport({ keys: [key.key] });
     expect((await verify(key.key)).body.code).toBe("REVOKED");
     const after = await getKey(org, key.id);
     expect(after.revoked_at).not.toBeNull();
     expect(after.leaked_at).toBe(after.revoked_at);
+    expect((await notice())?.at).toBeNull();
   });
 
   it("disable: verify answers DISABLED, the key is not revoked", async () => {

@@ -79,7 +79,7 @@ async function toPage<T extends { seq: number }>(
 }
 
 /** A table lists page over: rows numbered by `seq`, each owned by one organization. */
-type ListedTable = SQLiteTable & { seq: SQLiteColumn; organizationId: SQLiteColumn };
+export type ListedTable = SQLiteTable & { seq: SQLiteColumn; organizationId: SQLiteColumn };
 
 /**
  * One page of a tenant's rows: always within `list.organizationId`, narrowed by `where`, in

@@ -1,4 +1,5 @@
 import { and, asc, eq, isNull, lte, or } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import {
   type EnvironmentRow,
   environments,
@@ -10,7 +11,7 @@ import { auditedChange, auditInsert } from "./audit";
 import { type Core, defaultKeyPrefix } from "./context";
 import { decrypt, encrypt, newWebhookSecret } from "./crypto";
 import { conflict, forbidden, invalid, notFound } from "./errors";
-import { listPage, type PageRequest } from "./pagination";
+import { type ListedTable, listPage, type PageRequest } from "./pagination";
 import {
   type Actor,
   type Principal,
@@ -100,6 +101,24 @@ export async function findProject(
 export async function getProject(core: Core, principal: Principal, projectId: string) {
   requireScope(principal, "projects:read");
   return findProject(core, principal, projectId);
+}
+
+/**
+ * One page of a project's rows of `table` (its webhook endpoints, its deliveries), read with
+ * `projects:read`: the project first (404 beyond the caller's reach), then its rows alone.
+ */
+export async function listProjectRows<T extends ListedTable & { projectId: SQLiteColumn }>(
+  core: Core,
+  principal: Principal,
+  projectId: string,
+  listed: { table: T; kind: string; order: "oldest" | "newest" },
+  page: PageRequest,
+) {
+  requireScope(principal, "projects:read");
+  const project = await findProject(core, principal, projectId);
+  const list = { kind: listed.kind, organizationId: project.organizationId, filter: project.id };
+  const inProject = eq(listed.table.projectId, project.id);
+  return listPage(core, listed.table, list, inProject, page, listed.order);
 }
 
 export async function listProjects(core: Core, principal: Principal, page: PageRequest) {

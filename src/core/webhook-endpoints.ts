@@ -8,9 +8,9 @@ import { type WebhookEndpointRow, webhookEndpoints } from "../db/schema";
 import { type AuditEntry, auditedChange } from "./audit";
 import type { Core } from "./context";
 import { conflict, forbidden, notFound } from "./errors";
-import { listPage, type PageRequest } from "./pagination";
+import type { PageRequest } from "./pagination";
 import { type Actor, type Principal, requireScope } from "./principal";
-import { findProject } from "./projects";
+import { findProject, listProjectRows } from "./projects";
 
 /** At most this many endpoints per project (SPEC). */
 export const MAX_ENDPOINTS_PER_PROJECT = 10;
@@ -70,22 +70,19 @@ export async function getWebhookEndpoint(
 }
 
 /** The project's endpoints, oldest first. */
-export async function listWebhookEndpoints(
+export const listWebhookEndpoints = (
   core: Core,
   principal: Principal,
   projectId: string,
   page: PageRequest,
-) {
-  requireScope(principal, "projects:read");
-  const project = await findProject(core, principal, projectId);
-  const list = {
-    kind: "webhook_endpoints",
-    organizationId: project.organizationId,
-    filter: project.id,
-  };
-  const inProject = eq(webhookEndpoints.projectId, project.id);
-  return listPage(core, webhookEndpoints, list, inProject, page, "oldest");
-}
+) =>
+  listProjectRows(
+    core,
+    principal,
+    projectId,
+    { table: webhookEndpoints, kind: "webhook_endpoints", order: "oldest" },
+    page,
+  );
 
 /** What the audit log keeps of an endpoint's fields (by their wire names). */
 const auditFields = (input: WebhookEndpointInput) => ({

@@ -12,9 +12,9 @@ import { auditedChange } from "./audit";
 import type { Core } from "./context";
 import { decrypt, encrypt, signWebhook } from "./crypto";
 import { conflict, notFound } from "./errors";
-import { listPage, type PageRequest } from "./pagination";
+import type { PageRequest } from "./pagination";
 import { type Actor, type Principal, requireScope } from "./principal";
-import { findProject, webhookSecrets } from "./projects";
+import { findProject, listProjectRows, webhookSecrets } from "./projects";
 import { iso } from "./time";
 
 export const ROTATED_EVENT = "api_key.rotated";
@@ -77,22 +77,19 @@ export async function rotationDeliveryValues(
   };
 }
 
-export async function listDeliveries(
+export const listDeliveries = (
   core: Core,
   principal: Principal,
   projectId: string,
   page: PageRequest,
-) {
-  requireScope(principal, "projects:read");
-  const project = await findProject(core, principal, projectId);
-  const list = {
-    kind: "webhook_deliveries",
-    organizationId: project.organizationId,
-    filter: project.id,
-  };
-  const inProject = eq(webhookDeliveries.projectId, project.id);
-  return listPage(core, webhookDeliveries, list, inProject, page, "newest");
-}
+) =>
+  listProjectRows(
+    core,
+    principal,
+    projectId,
+    { table: webhookDeliveries, kind: "webhook_deliveries", order: "newest" },
+    page,
+  );
 
 /**
  * Whether a delivery can be queued again: not delivered, and — for a rotation delivery — its

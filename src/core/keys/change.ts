@@ -17,6 +17,7 @@ import {
   requireFuture,
   requireGrantable,
   requireKeyAdmin,
+  revokedColumns,
 } from "./rules";
 
 export interface UpdateKeyInput {
@@ -225,10 +226,7 @@ export async function revokeKey(core: Core, actor: Actor, keyId: string, place: 
     const current = row;
     await announceChanges(core, [current]);
     const set = {
-      revokedAt: now,
-      nextRotationAt: null,
-      // A revoked key owes no expiry notice.
-      expiryNoticeAt: null,
+      ...revokedColumns(now),
       updatedAt: now,
       version: current.version + 1,
     };

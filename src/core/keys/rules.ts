@@ -36,6 +36,10 @@ export function requireChangeable(key: ApiKeyRow, now: number): void {
 /** Derived `is_active`: live and not disabled (a disabled key verifies `DISABLED`). */
 export const isActive = (key: ApiKeyRow, now: number) => key.enabled && isLive(key, now);
 
+/** What revoking a key sets, beside its version: it stops now and owes no rotation nor expiry event. */
+export const revokedColumns = (now: number) =>
+  ({ revokedAt: now, nextRotationAt: null, expiryNoticeAt: null }) satisfies Partial<ApiKeyRow>;
+
 export const nextRotationAt = (intervalDays: number | null, now: number) =>
   intervalDays === null ? null : now + intervalDays * DAY_MS;
 

@@ -11,6 +11,7 @@ import type { Core } from "../context";
 import { conflict } from "../errors";
 import { keyEventRows, occurrenceId } from "../events";
 import { hashKey, parseKey } from "../key-material";
+import { revokedColumns } from "../keys/rules";
 import { identityNamed } from "../membership";
 import type { LeakPolicy } from "../projects";
 import { announceChanges, publishKey } from "../verify";
@@ -200,7 +201,7 @@ function leakStatements(core: Core, source: LeakSource, plan: LeakPlan) {
   const set: Partial<ApiKeyRow> = {
     leakedAt: now,
     updatedAt: now,
-    ...(applied === "revoked" ? { revokedAt: now, nextRotationAt: null } : {}),
+    ...(applied === "revoked" ? revokedColumns(now) : {}),
     ...(applied === "disabled" ? { enabled: false } : {}),
     ...(changesVerdict ? { version: key.version + 1 } : {}),
   };
